@@ -1,0 +1,148 @@
+/*
+ * qfile.h - the queue file: one message, typed records, one place
+ *
+ * LAYOUT of $queue_directory (created by master, see mail/spool.h):
+ *   incoming/  new messages; a file here is complete only with mode 0700
+ *              (written with 0600, fchmod'ed to 0700 when the end record is
+ *              written, then fsync'ed) - as Postfix marks finished files.
+ *   active/ deferred/ hold/ corrupt/   for the queue manager (next issue)
+ *   maildrop/  sendmail submissions;  pid/  master.lock;
+ *   private/ public/  daemon sockets.
+ * The file name is the queue ID (mail/qid.h).
+ *
+ * RECORD FORMAT: each record is
+ *     type (1 byte) | length (LEB128 varint, at most 5 bytes, <= 2^31-1) |
+ *     payload (length bytes)
+ * A file is, in order:
+ *   QREC_VERSION  "posta-queue 1"                      (always first)
+ *   QREC_SIZE     fixed-width text "%15lld %15lld %8d": content offset,
+ *                 content length, recipient count; written as zeros and
+ *                 overwritten in place by qfw_finish
+ *   QREC_TIME     arrival time "SECONDS.MICROSECONDS"
+ *   QREC_ATTR*    "name=value": client_name, client_address, client_port,
+ *                 helo_name, protocol (SMTP/ESMTP), encoding (7bit/8bitmime),
+ *                 smtputf8 (yes), envid, ret (FULL/HDRS), log_ident,
+ *                 size (declared SIZE=), rewrite_context ... (open-ended)
+ *   QREC_SENDER   envelope sender ("" for the null sender <>)
+ *   per recipient: optional QREC_ORCPT "addr-type;xtext-decoded address",
+ *                  optional QREC_NOTIFY decimal bit mask (QNOTIFY_*),
+ *                  then QREC_RCPT address. The queue manager marks a
+ *                  recipient finished by overwriting the type byte of its
+ *                  QREC_RCPT record in place with QREC_DONE (one byte
+ *                  pwrite: crash-safe).
+ *   QREC_MESSAGE  (empty) start of content
+ *   QREC_CONTENT* message bytes: header and body, lines ending in "\n"
+ *                 (SMTP CRLF converted, dot-stuffing removed), split into
+ *                 records of at most QFILE_CHUNK bytes
+ *   QREC_END      (empty) the message is complete
+ *
+ * Addresses are stored as received in the SMTP path without the angle
+ * brackets (quoted local parts kept quoted).
+ */
+#ifndef POSTA_QFILE_H
+#define POSTA_QFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/buf.h"
+
+enum qrec_type {
+    QREC_VERSION = 'V',
+    QREC_SIZE = 'S',
+    QREC_TIME = 'T',
+    QREC_ATTR = 'A',
+    QREC_SENDER = 'F',
+    QREC_ORCPT = 'O',
+    QREC_NOTIFY = 'N',
+    QREC_RCPT = 'R',
+    QREC_DONE = 'D',
+    QREC_MESSAGE = 'M',
+    QREC_CONTENT = 'C',
+    QREC_END = 'E',
+};
+
+#define QFILE_VERSION "posta-queue 1"
+#define QFILE_CHUNK 65536
+#define QFILE_REC_MAX ((((size_t)1) << 31) - 1)
+#define QFILE_MODE_WRITING 0600
+#define QFILE_MODE_DONE 0700
+
+/* DSN NOTIFY bits (RFC 3461); 0 means "not given" (default behaviour) */
+#define QNOTIFY_NEVER 1u
+#define QNOTIFY_SUCCESS 2u
+#define QNOTIFY_FAILURE 4u
+#define QNOTIFY_DELAY 8u
+
+/* Writer. All output is buffered; errors are sticky and reported by
+ * qfw_finish (and qfw_error), with errno kept. */
+struct qfile_writer;
+
+/* qfw_create - create dirfd/qid (O_EXCL, mode 0600); NULL + errno on failure */
+struct qfile_writer *qfw_create(int dirfd, const char *qid);
+void qfw_record(struct qfile_writer *w, int type, const void *data, size_t len);
+void qfw_recordf(struct qfile_writer *w, int type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* qfw_content - append message bytes (chunked into QREC_CONTENT records) */
+void qfw_content(struct qfile_writer *w, const void *data, size_t len);
+/* qfw_finish - end record, size record, flush, fchmod 0700 (no fsync): 0 or -1 */
+int qfw_finish(struct qfile_writer *w);
+int qfw_fd(const struct qfile_writer *w);
+/* qfw_error - the sticky errno (0 if none) */
+int qfw_error(const struct qfile_writer *w);
+/* qfw_content_bytes - message bytes written so far */
+uint64_t qfw_content_bytes(const struct qfile_writer *w);
+/* qfw_abort - remove the file and free (a dropped client, a write error) */
+void qfw_abort(struct qfile_writer *w);
+/* qfw_close - close and free after a successful finish + sync */
+void qfw_close(struct qfile_writer *w);
+const char *qfw_id(const struct qfile_writer *w);
+
+/* Reader: the whole envelope is parsed and checked; content is read lazily. */
+struct qrcpt {
+    char *addr;
+    char *orcpt;        /* NULL if none */
+    unsigned notify;    /* QNOTIFY_* or 0 */
+    bool done;
+    off_t offset;       /* file offset of the QREC_RCPT type byte */
+};
+
+struct qattr {
+    char *name;
+    char *value;
+};
+
+struct qfile {
+    int fd;
+    char *qid;
+    long long arrival_sec;
+    long arrival_usec;
+    char *sender;
+    struct qattr *attrs;
+    size_t nattrs;
+    struct qrcpt *rcpts;
+    size_t nrcpts;
+    off_t content_offset;     /* of the first QREC_CONTENT (or QREC_END) */
+    uint64_t content_length;  /* message bytes */
+    off_t file_size;
+};
+
+/*
+ * qfile_open - open and parse dirfd/name; on a malformed file returns NULL
+ * with *err describing the first problem (and errno = EINVAL), or NULL with
+ * errno from the system for I/O errors.
+ */
+struct qfile *qfile_open(int dirfd, const char *name, char **err);
+/* qfile_parse_fd - parse an open descriptor (takes ownership of fd) */
+struct qfile *qfile_parse_fd(int fd, const char *qid, char **err);
+/* qfile_attr - value of an attribute, or NULL */
+const char *qfile_attr(const struct qfile *q, const char *name);
+/* qfile_read_content - append all message bytes to out; 0 or -1 */
+int qfile_read_content(struct qfile *q, struct buf *out);
+/* qfile_mark_done - mark recipient i finished (in place) and fdatasync */
+int qfile_mark_done(struct qfile *q, size_t i);
+void qfile_close(struct qfile *q);
+
+#endif
