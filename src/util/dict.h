@@ -9,9 +9,15 @@
  * Types: hash: and btree: (Berkeley DB, the file NAME.db), texthash:
  * (a text file read into memory), inline:{ key=value, ... }, static:value,
  * cidr: (a file of "network/prefix value" lines, first match wins),
- * unix:passwd.byname (getpwnam). Keys are folded to lower case unless the
- * table is opened with DICT_FLAG_FIXED_CASE. A table whose file changed on
- * disk is noticed by dict_changed() so long-running daemons can reopen.
+ * unix:passwd.byname (getpwnam) and unix:group.byname (getgrnam). A
+ * leading "proxy:" is accepted and ignored. Keys are folded to lower case
+ * unless the table is opened with DICT_FLAG_FIXED_CASE (cidr: and unix:
+ * tables are always fixed-case). A table whose file changed on disk is
+ * noticed by dict_changed() so long-running daemons can reopen.
+ *
+ * Berkeley DB tables are read as Postfix's postmap/postalias write them:
+ * a key is looked up with its trailing NUL first, then without; a value's
+ * trailing NUL is not part of the value.
  */
 #ifndef POSTA_DICT_H
 #define POSTA_DICT_H
@@ -36,6 +42,8 @@ enum dict_result dict_lookup(struct dict *d, const char *key, const char **value
 /* dict_changed - the backing file changed since open */
 bool dict_changed(struct dict *d);
 const char *dict_spec(const struct dict *d);
+/* dict_type - the table type ("hash", "unix", ...), "proxy:" removed */
+const char *dict_type(const struct dict *d);
 void dict_close(struct dict *d);
 
 #endif

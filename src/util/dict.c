@@ -1,0 +1,423 @@
+/*
+ * dict.c - lookup tables behind Postfix's "type:name"
+ *
+ * Parses the table spec, dispatches to the type's opener (dict_db.c,
+ * dict_text.c, dict_cidr.c, and static: and unix: here), folds keys, and
+ * watches the backing file for dict_changed().
+ *
+ * DIAGNOSTICS: open failures are returned as text for the caller to log or
+ * turn into a fatal error; lookup failures are DICT_TEMPFAIL, with a
+ * warning naming the table.
+ * SECURITY: keys come from the network (addresses, client names); every
+ * type treats them as opaque bytes with bounded copies.
+ */
+#include "util/sys.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/dict.h"
+#include "util/dict_impl.h"
+#include "util/log.h"
+
+#define DICT_PROXY_PREFIX "proxy:"
+#define DICT_PW_BUF_MIN 1024          /* first getpwnam_r buffer */
+#define DICT_PW_BUF_MAX (1u << 20)    /* give up past this (ERANGE loop) */
+
+struct dict_type_entry {
+    const char *type;
+    bool (*open)(struct dict *d, char **err);
+};
+
+static bool dict_static_open(struct dict *d, char **err);
+static bool dict_unix_open(struct dict *d, char **err);
+
+static const struct dict_type_entry dict_types[] = {
+    {"hash", dict_db_open},
+    {"btree", dict_db_open},
+    {"texthash", dict_texthash_open},
+    {"inline", dict_inline_open},
+    {"static", dict_static_open},
+    {"cidr", dict_cidr_open},
+    {"unix", dict_unix_open},
+};
+
+/* dict_fold - ASCII lower case in place (keys are not locale text) */
+void dict_fold(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* dict_alloc - an empty dict with copies of its names */
+struct dict *dict_alloc(const char *spec, const char *type, const char *name,
+                        unsigned flags)
+{
+    struct dict *d = xcalloc(1, sizeof(*d));
+
+    d->spec = xstrdup(spec);
+    d->type = xstrdup(type);
+    d->name = xstrdup(name);
+    d->flags = flags;
+    buf_init(&d->key, 0);
+    buf_init(&d->value, 0);
+    return d;
+}
+
+/* dict_free - run the type's close and release everything */
+void dict_free(struct dict *d)
+{
+    if (d == NULL)
+        return;
+    if (d->close)
+        d->close(d);
+    free(d->spec);
+    free(d->type);
+    free(d->name);
+    free(d->path);
+    buf_free(&d->key);
+    buf_free(&d->value);
+    free(d);
+}
+
+/* dict_watch - remember the file's identity so dict_changed can compare */
+void dict_watch(struct dict *d, const char *path, int fd)
+{
+    struct stat st;
+    int rc = fd >= 0 ? fstat(fd, &st) : stat(path, &st);
+
+    free(d->path);
+    d->path = xstrdup(path);
+    d->watched = rc == 0;
+    if (rc == 0) {
+        d->st_dev = st.st_dev;
+        d->st_ino = st.st_ino;
+        d->st_size = st.st_size;
+        d->st_mtim = st.st_mtim;
+    }
+}
+
+/* dict_set_value - copy a value into the dict's buffer and hand it out */
+enum dict_result dict_set_value(struct dict *d, const void *p, size_t n, const char **value)
+{
+    buf_reset(&d->value);
+    if (buf_append(&d->value, p, n) < 0 || buf_reserve(&d->value, 1) < 0) {
+        msg_warn("%s: value too large", d->spec);
+        return DICT_TEMPFAIL;
+    }
+    *value = buf_str(&d->value);
+    return DICT_FOUND;
+}
+
+/* dict_read_file - slurp a text table, bounded by DICT_FILE_MAX */
+char *dict_read_file(const char *path, size_t *len, char **err)
+{
+    FILE *fp = fopen(path, "re");
+    struct buf b = BUF_INIT;
+    char chunk[8192];
+    size_t n;
+
+    if (fp == NULL) {
+        *err = xasprintf("open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_init(&b, DICT_FILE_MAX);
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+        if (buf_append(&b, chunk, n) < 0) {
+            *err = xasprintf("%s: file larger than %zu bytes", path, (size_t)DICT_FILE_MAX);
+            fclose(fp);
+            buf_free(&b);
+            return NULL;
+        }
+    }
+    if (ferror(fp)) {
+        *err = xasprintf("read %s: %s", path, strerror(errno));
+        fclose(fp);
+        buf_free(&b);
+        return NULL;
+    }
+    fclose(fp);
+    *len = b.len;
+    if (b.data == NULL)
+        return xstrdup("");
+    return buf_steal(&b);
+}
+
+/* flush_line - hand a finished logical line to the callback */
+static void flush_line(struct buf *line, int lineno, const char *origin,
+                       void (*fn)(void *, char *, int), void *ctx)
+{
+    if (line->len == 0)
+        return;
+    while (line->len > 0 && (line->data[line->len - 1] == ' ' ||
+                             line->data[line->len - 1] == '\t'))
+        buf_truncate(line, line->len - 1);
+    if (memchr(line->data, 0, line->len) != NULL)
+        msg_warn("%s, line %d: NUL byte in line, ignored", origin, lineno);
+    else if (line->len > 0)
+        fn(ctx, line->data, lineno);
+    buf_reset(line);
+}
+
+/* dict_text_lines - postmap-style logical lines out of a text */
+void dict_text_lines(const char *text, size_t len, const char *origin,
+                     void (*fn)(void *ctx, char *line, int lineno), void *ctx)
+{
+    struct buf line = BUF_INIT;
+    size_t pos = 0;
+    int lineno = 0, start = 0;
+    bool overflow = false;
+
+    buf_init(&line, DICT_LINE_MAX);
+    while (pos < len) {
+        const char *p = text + pos;
+        const char *nl = memchr(p, '\n', len - pos);
+        size_t plen = nl ? (size_t)(nl - p) : len - pos;
+        pos += plen + (nl ? 1 : 0);
+        lineno++;
+        if (plen > 0 && p[plen - 1] == '\r')
+            plen--;
+
+        size_t skip = 0;
+        while (skip < plen && (p[skip] == ' ' || p[skip] == '\t'))
+            skip++;
+        if (skip == plen || p[skip] == '#')
+            continue;                       /* blank or comment line */
+        if (skip == 0) {                    /* a new logical line */
+            if (!overflow)
+                flush_line(&line, start, origin, fn, ctx);
+            buf_reset(&line);
+            overflow = false;
+            start = lineno;
+        } else if (line.len == 0 && !overflow) {
+            msg_warn("%s, line %d: logical line must not start with white space",
+                     origin, lineno);
+            start = lineno;
+            p += skip;
+            plen -= skip;
+        }
+        if (!overflow && buf_append(&line, p, plen) < 0) {
+            msg_warn("%s, line %d: line longer than %zu bytes, ignored",
+                     origin, start, (size_t)DICT_LINE_MAX);
+            overflow = true;
+            buf_reset(&line);
+        }
+    }
+    if (!overflow)
+        flush_line(&line, start, origin, fn, ctx);
+    buf_free(&line);
+}
+
+/* dict_static_lookup - every key finds the same value */
+static enum dict_result dict_static_lookup(struct dict *d, const char *key, const char **value)
+{
+    const char *v = d->priv;
+
+    return dict_set_value(d, v, strlen(v), value);
+}
+
+/* dict_priv_free - close method for a priv that is one allocation */
+static void dict_priv_free(struct dict *d)
+{
+    free(d->priv);
+    d->priv = NULL;
+}
+
+/* dict_static_open - static:value or static:{value with spaces} */
+static bool dict_static_open(struct dict *d, char **err)
+{
+    const char *v = d->name;
+    size_t n = strlen(v);
+
+    if (n > 0 && v[0] == '{') {
+        if (v[n - 1] != '}') {
+            *err = xasprintf("static:%s: missing '}'", v);
+            return false;
+        }
+        v++;
+        n -= 2;
+        while (n > 0 && (*v == ' ' || *v == '\t'))
+            v++, n--;
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+    }
+    d->priv = xstrndup(v, n);
+    d->lookup = dict_static_lookup;
+    d->close = dict_priv_free;
+    return true;
+}
+
+/* unix_pw_lookup - getpwnam_r with a growing buffer */
+static enum dict_result unix_pw_lookup(struct dict *d, const char *key, const char **value)
+{
+    struct passwd pw, *res = NULL;
+    size_t size = DICT_PW_BUF_MIN;
+    char *buf = NULL;
+    int rc;
+
+    for (;;) {
+        buf = xrealloc(buf, size);
+        rc = getpwnam_r(key, &pw, buf, size, &res);
+        if (rc != ERANGE || size >= DICT_PW_BUF_MAX)
+            break;
+        size *= 2;
+    }
+    enum dict_result r;
+    if (res != NULL) {
+        struct buf out = BUF_INIT;
+        buf_printf(&out, "%s:%s:%ld:%ld:%s:%s:%s", pw.pw_name, pw.pw_passwd,
+                   (long)pw.pw_uid, (long)pw.pw_gid, pw.pw_gecos ? pw.pw_gecos : "",
+                   pw.pw_dir ? pw.pw_dir : "", pw.pw_shell ? pw.pw_shell : "");
+        r = dict_set_value(d, buf_str(&out), out.len, value);
+        buf_free(&out);
+    } else if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM) {
+        r = DICT_NOTFOUND;
+    } else {
+        msg_warn("%s: lookup of \"%s\": %s", d->spec, key, strerror(rc));
+        r = DICT_TEMPFAIL;
+    }
+    free(buf);
+    return r;
+}
+
+/* unix_gr_lookup - getgrnam_r with a growing buffer */
+static enum dict_result unix_gr_lookup(struct dict *d, const char *key, const char **value)
+{
+    struct group gr, *res = NULL;
+    size_t size = DICT_PW_BUF_MIN;
+    char *buf = NULL;
+    int rc;
+
+    for (;;) {
+        buf = xrealloc(buf, size);
+        rc = getgrnam_r(key, &gr, buf, size, &res);
+        if (rc != ERANGE || size >= DICT_PW_BUF_MAX)
+            break;
+        size *= 2;
+    }
+    enum dict_result r;
+    if (res != NULL) {
+        struct buf out = BUF_INIT;
+        buf_printf(&out, "%s:%s:%ld:", gr.gr_name, gr.gr_passwd ? gr.gr_passwd : "",
+                   (long)gr.gr_gid);
+        for (char **m = gr.gr_mem; m && *m; m++)
+            buf_printf(&out, "%s%s", m == gr.gr_mem ? "" : ",", *m);
+        r = dict_set_value(d, buf_str(&out), out.len, value);
+        buf_free(&out);
+    } else if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM) {
+        r = DICT_NOTFOUND;
+    } else {
+        msg_warn("%s: lookup of \"%s\": %s", d->spec, key, strerror(rc));
+        r = DICT_TEMPFAIL;
+    }
+    free(buf);
+    return r;
+}
+
+/* dict_unix_open - unix:passwd.byname and unix:group.byname */
+static bool dict_unix_open(struct dict *d, char **err)
+{
+    if (strcmp(d->name, "passwd.byname") == 0)
+        d->lookup = unix_pw_lookup;
+    else if (strcmp(d->name, "group.byname") == 0)
+        d->lookup = unix_gr_lookup;
+    else {
+        *err = xasprintf("unknown table: unix:%s", d->name);
+        return false;
+    }
+    d->flags |= DICT_FLAG_FIXED_CASE;
+    return true;
+}
+
+/* dict_open - "type:name" (any "proxy:" prefixes dropped) */
+struct dict *dict_open(const char *spec, unsigned flags, char **err)
+{
+    const char *s = spec;
+    const char *colon;
+
+    *err = NULL;
+    while (strncmp(s, DICT_PROXY_PREFIX, strlen(DICT_PROXY_PREFIX)) == 0)
+        s += strlen(DICT_PROXY_PREFIX);
+    colon = strchr(s, ':');
+    if (colon == NULL || colon == s) {
+        *err = xasprintf("open dictionary: expecting \"type:name\" form instead of \"%s\"",
+                         spec);
+        return NULL;
+    }
+    char *type = xstrndup(s, (size_t)(colon - s));
+    const struct dict_type_entry *t = NULL;
+    for (size_t i = 0; i < POSTA_ARRAY_LEN(dict_types); i++)
+        if (strcmp(dict_types[i].type, type) == 0)
+            t = &dict_types[i];
+    if (t == NULL) {
+        *err = xasprintf("unsupported dictionary type: %s", type);
+        free(type);
+        return NULL;
+    }
+    struct dict *d = dict_alloc(spec, type, colon + 1, flags);
+    free(type);
+    if (!t->open(d, err)) {
+        dict_free(d);
+        return NULL;
+    }
+    if (d->lookup == NULL)
+        msg_panic("dict_open: %s: type set no lookup method", spec);
+    return d;
+}
+
+/* dict_lookup - fold the key as configured and ask the type */
+enum dict_result dict_lookup(struct dict *d, const char *key, const char **value)
+{
+    const char *dummy;
+
+    if (value == NULL)
+        value = &dummy;
+    *value = NULL;
+    if (d->flags & DICT_FLAG_FIXED_CASE)
+        return d->lookup(d, key, value);
+    if (buf_set(&d->key, key) < 0)
+        return DICT_NOTFOUND;
+    if (d->key.data == NULL)
+        return d->lookup(d, "", value);
+    dict_fold(d->key.data);
+    return d->lookup(d, d->key.data, value);
+}
+
+/* dict_changed - the watched file is gone or differs from when opened */
+bool dict_changed(struct dict *d)
+{
+    struct stat st;
+
+    if (d->path == NULL)
+        return false;
+    if (stat(d->path, &st) < 0)
+        return true;
+    if (!d->watched)
+        return true;
+    return st.st_dev != d->st_dev || st.st_ino != d->st_ino || st.st_size != d->st_size ||
+           st.st_mtim.tv_sec != d->st_mtim.tv_sec || st.st_mtim.tv_nsec != d->st_mtim.tv_nsec;
+}
+
+/* dict_spec - the spec as given to dict_open */
+const char *dict_spec(const struct dict *d)
+{
+    return d->spec;
+}
+
+/* dict_type - the type name without "proxy:" */
+const char *dict_type(const struct dict *d)
+{
+    return d->type;
+}
+
+/* dict_close - release the table */
+void dict_close(struct dict *d)
+{
+    dict_free(d);
+}
