@@ -38,6 +38,27 @@
  *
  * Addresses are stored as received in the SMTP path without the angle
  * brackets (quoted local parts kept quoted).
+ *
+ * WHAT THE READER CHECKS (any violation: the file is corrupt, *err says
+ * where and why; docs/QUEUE.md has the full list):
+ *   - VERSION first with exactly QFILE_VERSION, SIZE second (40 bytes);
+ *   - record types known, varint lengths minimal and at most 5 bytes, every
+ *     record inside the file, envelope records at most QFILE_ENV_REC_MAX
+ *     bytes without NUL bytes, the envelope at most QFILE_ENVELOPE_MAX
+ *     bytes, at most QFILE_RCPT_MAX recipients and QFILE_ATTR_MAX attributes;
+ *   - exactly one TIME ("SECONDS.MICROSECONDS", 1-6 digits of
+ *     microseconds), before the one SENDER; ATTR "name=value" anywhere in
+ *     the envelope except between ORCPT/NOTIFY and their RCPT;
+ *   - every ORCPT/NOTIFY/RCPT/DONE after SENDER; at most one ORCPT then at
+ *     most one NOTIFY directly before each RCPT or DONE; NOTIFY in 1..15
+ *     and NEVER not combined with other bits; recipient addresses not empty;
+ *   - MESSAGE (empty), then only CONTENT records, then an empty END that
+ *     ends exactly at the end of the file;
+ *   - SIZE agrees: content offset = offset after MESSAGE, content length =
+ *     sum of CONTENT payloads, recipient count = RCPT + DONE records.
+ * The writer produces exactly this; it panics on misuse (records out of
+ * order) and reports I/O errors and oversized records (EMSGSIZE) through
+ * its sticky error.
  */
 #ifndef POSTA_QFILE_H
 #define POSTA_QFILE_H
@@ -67,6 +88,10 @@ enum qrec_type {
 #define QFILE_VERSION "posta-queue 1"
 #define QFILE_CHUNK 65536
 #define QFILE_REC_MAX ((((size_t)1) << 31) - 1)
+#define QFILE_ENV_REC_MAX 65536               /* one envelope record's payload */
+#define QFILE_ENVELOPE_MAX (16 * 1024 * 1024) /* bytes before QREC_MESSAGE */
+#define QFILE_RCPT_MAX 100000
+#define QFILE_ATTR_MAX 1024
 #define QFILE_MODE_WRITING 0600
 #define QFILE_MODE_DONE 0700
 
@@ -80,12 +105,25 @@ enum qrec_type {
  * qfw_finish (and qfw_error), with errno kept. */
 struct qfile_writer;
 
-/* qfw_create - create dirfd/qid (O_EXCL, mode 0600); NULL + errno on failure */
+/*
+ * qfw_create - create dirfd/qid (O_EXCL, mode 0600) and write the VERSION
+ * and SIZE records; NULL + errno on failure. dirfd must stay open until
+ * the writer is closed or aborted (qfw_abort unlinks relative to it).
+ */
 struct qfile_writer *qfw_create(int dirfd, const char *qid);
+/*
+ * qfw_record - append an envelope record (TIME, ATTR, SENDER, ORCPT, NOTIFY,
+ * RCPT, DONE, MESSAGE); QREC_CONTENT is passed to qfw_content. VERSION,
+ * SIZE and END are written by the writer itself.
+ */
 void qfw_record(struct qfile_writer *w, int type, const void *data, size_t len);
 void qfw_recordf(struct qfile_writer *w, int type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* qfw_content - append message bytes (chunked into QREC_CONTENT records) */
+/*
+ * qfw_content - append message bytes; successive calls are packed into
+ * QREC_CONTENT records of at most QFILE_CHUNK bytes. The first call writes
+ * QREC_MESSAGE if the caller has not.
+ */
 void qfw_content(struct qfile_writer *w, const void *data, size_t len);
 /* qfw_finish - end record, size record, flush, fchmod 0700 (no fsync): 0 or -1 */
 int qfw_finish(struct qfile_writer *w);
@@ -132,7 +170,9 @@ struct qfile {
 /*
  * qfile_open - open and parse dirfd/name; on a malformed file returns NULL
  * with *err describing the first problem (and errno = EINVAL), or NULL with
- * errno from the system for I/O errors.
+ * errno from the system for I/O errors (*err then describes it too).
+ * *err is malloc'ed (free it) and set whenever NULL is returned. The file
+ * is opened read-write when permitted (for qfile_mark_done), else read-only.
  */
 struct qfile *qfile_open(int dirfd, const char *name, char **err);
 /* qfile_parse_fd - parse an open descriptor (takes ownership of fd) */

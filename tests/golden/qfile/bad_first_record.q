@@ -1,0 +1,1 @@
+S(              0               0        0Vposta-queue 1

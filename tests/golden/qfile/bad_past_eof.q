@@ -1,0 +1,1 @@
+Vposta-queue 1S(              0               0        0T1.0
