@@ -34,14 +34,13 @@ ifeq ($(SAN),1)
 BUILD    := build-san
 OPT      := -O1 -g -fno-omit-frame-pointer
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-else
-HARDEN   += -D_FORTIFY_SOURCE=2
-endif
-ifeq ($(FUZZ),1)
+else ifeq ($(FUZZ),1)
 BUILD    := build-fuzz
 CC       := clang
 OPT      := -O1 -g -fno-omit-frame-pointer
 SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined
+else
+HARDEN   += -D_FORTIFY_SOURCE=2
 endif
 ifeq ($(WERROR),1)
 WARN += -Werror

@@ -41,15 +41,28 @@ enum addr_status {
  * addr_parse_path - parse a path at text[0..len); *end is set to the offset
  * just past the path (the parameters follow). Returns ADDR_OK and fills
  * *out (free with addr_free), or an error with *why set to static text.
+ *
+ * The path must be followed by the end of the text or a blank (SP or TAB):
+ * "<a@b>SIZE=1" is a syntax error. With ADDR_LAX, blanks before the path
+ * are skipped (and counted in *end). On error *out is all NULL (addr_free
+ * is harmless) and *end is the offset where parsing stopped. end and why
+ * may be NULL. The text may hold any byte (NUL is refused, not a
+ * terminator). Hint for SMTPUTF8: parse with ADDR_UTF8, then refuse with
+ * 553 5.6.7 when out->has_8bit and the SMTPUTF8 parameter is absent.
  */
 enum addr_status addr_parse_path(const char *text, size_t len, unsigned flags,
                                  struct addr *out, size_t *end, const char **why);
 void addr_free(struct addr *a);
 /* addr_domain_valid - a syntactically valid domain or address literal */
 bool addr_domain_valid(const char *domain, bool utf8);
-/* addr_quote_local - render an internal local part in SMTP form (quoting if needed) */
+/*
+ * addr_quote_local - render an internal local part in SMTP form: as is
+ * when it is a dot-string, else quoted with '"' and '\' escaped. The
+ * result is valid SMTP only if local holds no control characters (true
+ * of anything addr_parse_path produced). Free the result.
+ */
 char *addr_quote_local(const char *local);
-/* utf8_valid - well-formed UTF-8 (no overlongs, no surrogates) */
+/* utf8_valid - well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF) */
 bool utf8_valid(const char *s, size_t len);
 
 #endif

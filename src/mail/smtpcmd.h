@@ -36,14 +36,16 @@ int smtpcmd_split(const char *line, const char *const *names, size_t nnames,
                   const char **arg);
 /*
  * smtpcmd_params - parse parameters; false + *why on bad syntax, too many,
- * or a repeated keyword. Free with smtpcmd_params_free.
+ * or a repeated keyword. Free with smtpcmd_params_free. Blanks (SP, TAB)
+ * before, between and after parameters are skipped; "" gives none. On
+ * failure out->n is 0 (nothing to free). utf8 allows UTF-8 in values.
  */
 bool smtpcmd_params(const char *text, bool utf8, struct smtp_params *out,
                     const char **why);
 void smtpcmd_params_free(struct smtp_params *p);
 /* smtpcmd_param_get - find key (upper-case), NULL if absent */
 const struct smtp_param *smtpcmd_param_get(const struct smtp_params *p, const char *key);
-/* xtext_decode - RFC 3461 xtext to text; NULL if malformed */
+/* xtext_decode - RFC 3461 xtext to text; NULL if malformed (incl. "+00") */
 char *xtext_decode(const char *s);
 /* xtext_encode - text to xtext */
 char *xtext_encode(const char *s);
