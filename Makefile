@@ -99,8 +99,11 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+.SECONDARY:
+# A literal % for patsubst inside a pattern rule's secondary expansion.
+pc := %
 .SECONDEXPANSION:
-$(BUILD)/libexec/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $$*/*.c)) $(LIB)
+$(BUILD)/libexec/%: $$(patsubst $$(pc).c,$(BUILD)/obj/$$(pc).o,$$(wildcard $$*/*.c)) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 
@@ -127,6 +130,10 @@ install: all
 	  t=$(DESTDIR)$(CONFIG_DIR)/$$(basename $$f); \
 	  [ -e $$t ] || install -m 0644 $$f $$t; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|@SBIN_DIR@|$(SBIN_DIR)|g; s|@CONFIG_DIR@|$(CONFIG_DIR)|g' conf/posta.service \
+	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/posta.service
+	ln -sf posta $(DESTDIR)$(SBIN_DIR)/mailq
 	for m in man/*.[0-9]; do \
 	  s=$${m##*.}; install -d $(DESTDIR)$(MAN_DIR)/man$$s; \
 	  install -m 0644 $$m $(DESTDIR)$(MAN_DIR)/man$$s/; \
