@@ -42,6 +42,15 @@ void cfg_free(struct cfg *cfg);
 void cfg_override(struct cfg *cfg, const char *name, const char *value);
 /* cfg_override_arg - parse "name=value"; false if malformed */
 bool cfg_override_arg(struct cfg *cfg, const char *arg);
+/*
+ * cfg_override_at - cfg_override, with where ("master.cf, line 12: service
+ * submission") naming the override in the fatal message on a bad value.
+ */
+void cfg_override_at(struct cfg *cfg, const char *where, const char *name,
+                     const char *value);
+/* cfg_try_override - same, but false + *err (malloced) instead of fatal */
+bool cfg_try_override(struct cfg *cfg, const char *where, const char *name,
+                      const char *value, char **err);
 
 /* Typed, expanded access. Names must be in the settings table. */
 const char *cfg_str(struct cfg *cfg, const char *name);
@@ -59,6 +68,21 @@ const char *cfg_raw(struct cfg *cfg, const char *name, const char **file, int *l
 bool cfg_is_set(struct cfg *cfg, const char *name);
 /* cfg_expand - expand $references in arbitrary text against cfg */
 char *cfg_expand(struct cfg *cfg, const char *text);
+/*
+ * cfg_is_raw - parameters that cfg_str returns unexpanded because their
+ * user expands them with extra names at delivery time ($home, $user, ...):
+ * forward_path, luser_relay, mailbox_command.
+ */
+bool cfg_is_raw(const char *name);
+/* cfg_set_name - i-th name set in main.cf or by -o (file order); NULL at end */
+const char *cfg_set_name(const struct cfg *cfg, size_t i);
+/*
+ * cfg_default_text - default of a table parameter as main.cf text, with the
+ * machine-dependent ones computed (myhostname: the system's FQDN; mydomain:
+ * myhostname minus its first label, else "localdomain"; config_directory:
+ * the directory loaded). NULL for names not in the table.
+ */
+const char *cfg_default_text(struct cfg *cfg, const char *name);
 /* cfg_dir - the configuration directory this cfg was loaded from */
 const char *cfg_dir(const struct cfg *cfg);
 

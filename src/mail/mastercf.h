@@ -7,7 +7,10 @@
  * starts with white space continues the previous one. Arguments may be
  * grouped with { ... } to hold spaces; "-o name=value" (also "-o
  * { name = value }") sets a main.cf parameter for that service only.
- * Defaults as Postfix 3.x: private y, unpriv y, chroot n.
+ * Defaults as Postfix 3.x: private y (n for inet, which cannot be
+ * private), unpriv y, chroot n, wakeup 0, maxproc - (default_process_limit).
+ * A '#' line (also white space then '#') is a comment, also between
+ * continuation lines. Errors are "FILE, line N: why".
  */
 #ifndef POSTA_MASTERCF_H
 #define POSTA_MASTERCF_H
@@ -18,6 +21,18 @@
 struct master_opt {
     char *name;
     char *value;
+};
+
+/* The seven columns before the command, kept verbatim in fields[]. */
+enum {
+    MASTER_F_NAME,
+    MASTER_F_TYPE,
+    MASTER_F_PRIVATE,
+    MASTER_F_UNPRIV,
+    MASTER_F_CHROOT,
+    MASTER_F_WAKEUP,
+    MASTER_F_MAXPROC,
+    MASTER_NFIELDS
 };
 
 struct master_service {
@@ -35,6 +50,8 @@ struct master_service {
     size_t nopts;
     char *file;        /* where it was defined */
     int line;
+    bool wakeup_if_used;  /* wakeup written "N?": only if the service is used */
+    char *fields[MASTER_NFIELDS];  /* columns 1-7 as written ("-" kept) */
 };
 
 struct master_cf {
@@ -42,7 +59,7 @@ struct master_cf {
     size_t n;
 };
 
-/* master_cf_load - parse a master.cf file; false + *err ("file:line: why") */
+/* master_cf_load - parse a master.cf file; false + *err ("FILE, line N: why") */
 bool master_cf_load(const char *path, struct master_cf *out, char **err);
 bool master_cf_parse(const char *text, size_t len, const char *origin,
                      struct master_cf *out, char **err);

@@ -1,0 +1,644 @@
+/*
+ * params.c - the settings table and the parsing of typed values
+ *
+ * One entry per parameter that posta knows, sorted by name (param_find is a
+ * binary search; a unit test checks the order). Defaults are Postfix's where
+ * the parameter exists in Postfix (with "posta" for "postfix"), written as
+ * main.cf text that may reference other parameters. An empty default for
+ * myhostname, mydomain and mynetworks means "computed at run time" (see
+ * config.c and matchlist.c).
+ *
+ * DIAGNOSTICS
+ *	param_check explains a bad value in *why (static text); it never logs.
+ */
+#include "util/sys.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <strings.h>
+
+#include "mail/params.h"
+#include "posta_paths.h"
+
+/* Limits used by the table. */
+#define PARAM_INT_MAX ((long long)INT_MAX)
+#define PARAM_TIME_MAX ((long long)INT_MAX)   /* seconds; fits an int */
+#define PARAM_SIZE_MAX (1LL << 62)            /* byte counts */
+
+/* Seconds per time unit. */
+/* Explanations of bad values quote at most this much of the value. */
+#define PARAM_WHY_MAX 256
+#define PARAM_WHY_VALUE_MAX 80
+
+#define SECS_MINUTE 60LL
+#define SECS_HOUR (60LL * SECS_MINUTE)
+#define SECS_DAY (24LL * SECS_HOUR)
+#define SECS_WEEK (7LL * SECS_DAY)
+
+const struct param_def param_table[] = {
+    {"2bounce_notice_recipient", PARAM_STR, "postmaster", 0, 0, 0,
+     "Recipient of postmaster notices about undeliverable bounces."},
+    {"alias_database", PARAM_LIST, "hash:/etc/aliases", 0, 0, 0,
+     "Alias databases that \"posta alias\" (newaliases) rebuilds."},
+    {"alias_maps", PARAM_LIST, "hash:/etc/aliases", 0, 0, 0,
+     "Alias tables that local delivery consults."},
+    {"allow_mail_to_commands", PARAM_LIST, "alias, forward", 0, 0, 0,
+     "Contexts (alias, forward, include) where delivery to \"|command\" is allowed."},
+    {"allow_mail_to_files", PARAM_LIST, "alias, forward", 0, 0, 0,
+     "Contexts (alias, forward, include) where delivery to /file/name is allowed."},
+    {"always_add_missing_headers", PARAM_BOOL, "no", 0, 0, 0,
+     "Add missing From:, To:, Date:, Message-ID: headers to all mail, not only local submissions."},
+    {"always_bcc", PARAM_STR, "", 0, 0, 0,
+     "Optional address that receives a blind copy of every message."},
+    {"anvil_rate_time_unit", PARAM_TIME, "60s", 1, PARAM_TIME_MAX, 's',
+     "Time unit over which client connection and message rates are counted."},
+    {"append_dot_mydomain", PARAM_BOOL, "no", 0, 0, 0,
+     "Append .$mydomain to addresses whose domain has no dot."},
+    {"body_checks", PARAM_LIST, "", 0, 0, 0,
+     "Tables of patterns applied to message body lines."},
+    {"bounce_notice_recipient", PARAM_STR, "postmaster", 0, 0, 0,
+     "Recipient of postmaster notices about bounced mail."},
+    {"bounce_queue_lifetime", PARAM_TIME, "5d", 0, PARAM_TIME_MAX, 'd',
+     "How long a bounce message stays queued before it is given up."},
+    {"broken_sasl_auth_clients", PARAM_BOOL, "no", 0, 0, 0,
+     "Also announce AUTH in the old \"AUTH=\" form for broken clients."},
+    {"canonical_maps", PARAM_LIST, "", 0, 0, 0,
+     "Address mapping tables applied to sender and recipient addresses."},
+    {"command_directory", PARAM_STR, POSTA_COMMAND_DIR, 0, 0, 0,
+     "Directory of the posta administrative commands."},
+    {"compatibility_level", PARAM_STR, "3.6", 0, 0, 0,
+     "Accepted for Postfix compatibility; posta always uses the Postfix 3.6 defaults."},
+    {"config_directory", PARAM_STR, POSTA_CONFIG_DIR, 0, 0, 0,
+     "Directory of main.cf and master.cf (set with -c or MAIL_CONFIG)."},
+    {"daemon_directory", PARAM_STR, POSTA_DAEMON_DIR, 0, 0, 0,
+     "Directory of the posta daemon programs that master starts."},
+    {"daemon_timeout", PARAM_TIME, "18000s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for a daemon to handle one request."},
+    {"data_directory", PARAM_STR, POSTA_DATA_DIR, 0, 0, 0,
+     "Directory of posta's writable data (caches, locks)."},
+    {"debug_peer_level", PARAM_INT, "2", 1, PARAM_INT_MAX, 0,
+     "Verbose logging level added for clients in debug_peer_list."},
+    {"debug_peer_list", PARAM_LIST, "", 0, 0, 0,
+     "Hosts and networks whose sessions are logged with extra detail."},
+    {"default_database_type", PARAM_STR, "hash", 0, 0, 0,
+     "Lookup table type used when a command is given a table without a type."},
+    {"default_destination_concurrency_limit", PARAM_INT, "20", 0, PARAM_INT_MAX, 0,
+     "Default maximum of parallel deliveries to one destination."},
+    {"default_destination_recipient_limit", PARAM_INT, "50", 0, PARAM_INT_MAX, 0,
+     "Default maximum of recipients per delivery."},
+    {"default_privs", PARAM_STR, "nobody", 0, 0, 0,
+     "User that local delivery runs as for deliveries not owned by a user (aliases)."},
+    {"default_process_limit", PARAM_INT, "100", 1, PARAM_INT_MAX, 0,
+     "Default maximum of processes per master.cf service (maxproc \"-\")."},
+    {"default_transport", PARAM_STR, "smtp", 0, 0, 0,
+     "Transport for destinations that are neither local, virtual nor relayed."},
+    {"defer_code", PARAM_INT, "450", 400, 599, 0,
+     "SMTP reply code for temporary rejections by access rules."},
+    {"delay_notice_recipient", PARAM_STR, "postmaster", 0, 0, 0,
+     "Recipient of postmaster notices about delayed mail."},
+    {"delay_warning_time", PARAM_TIME, "0h", 0, PARAM_TIME_MAX, 'h',
+     "Send a delay warning to the sender after this time (0 disables)."},
+    {"disable_vrfy_command", PARAM_BOOL, "no", 0, 0, 0,
+     "Disable the SMTP VRFY command."},
+    {"error_notice_recipient", PARAM_STR, "postmaster", 0, 0, 0,
+     "Recipient of postmaster notices about software and resource errors."},
+    {"fallback_transport", PARAM_STR, "", 0, 0, 0,
+     "Transport for local recipients not found in the user database."},
+    {"forward_path", PARAM_LIST, "$home/.forward${recipient_delimiter}${extension}, $home/.forward", 0, 0, 0,
+     "Places of .forward files; expanded by local delivery with $home, $user, $extension."},
+    {"header_checks", PARAM_LIST, "", 0, 0, 0,
+     "Tables of patterns applied to message header lines."},
+    {"header_size_limit", PARAM_INT, "102400", 1, PARAM_INT_MAX, 0,
+     "Maximum bytes of one message header (with its continuation lines)."},
+    {"home_mailbox", PARAM_STR, "", 0, 0, 0,
+     "Mailbox path relative to the home directory; ending in \"/\" means Maildir."},
+    {"hopcount_limit", PARAM_INT, "50", 1, PARAM_INT_MAX, 0,
+     "Maximum of Received: headers before a message is bounced as looping."},
+    {"in_flow_delay", PARAM_TIME, "1s", 0, 10, 's',
+     "Pause before accepting a new message while the queue manager lags behind."},
+    {"inet_interfaces", PARAM_LIST, "all", 0, 0, 0,
+     "Network addresses that smtpd listens on (\"all\", \"loopback-only\" or addresses)."},
+    {"inet_protocols", PARAM_LIST, "all", 0, 0, 0,
+     "IP versions used: \"all\", \"ipv4\", \"ipv6\" or \"ipv4, ipv6\"."},
+    {"initial_destination_concurrency", PARAM_INT, "5", 1, PARAM_INT_MAX, 0,
+     "Initial number of parallel deliveries to a new destination."},
+    {"invalid_hostname_reject_code", PARAM_INT, "501", 400, 599, 0,
+     "SMTP reply code for a malformed HELO/EHLO hostname."},
+    {"ipc_timeout", PARAM_TIME, "3600s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for a request between posta processes."},
+    {"line_length_limit", PARAM_INT, "2048", 1, PARAM_INT_MAX, 0,
+     "Lines longer than this many bytes are split when received."},
+    {"local_destination_concurrency_limit", PARAM_INT, "2", 0, PARAM_INT_MAX, 0,
+     "Maximum of parallel deliveries to one local recipient."},
+    {"local_destination_recipient_limit", PARAM_INT, "1", 0, PARAM_INT_MAX, 0,
+     "Maximum of recipients per local delivery."},
+    {"local_recipient_maps", PARAM_LIST, "proxy:unix:passwd.byname $alias_maps", 0, 0, 0,
+     "Tables of local users; unknown local users are rejected at RCPT TO (empty: accept all)."},
+    {"local_transport", PARAM_STR, "local:$myhostname", 0, 0, 0,
+     "Transport for domains in mydestination."},
+    {"luser_relay", PARAM_STR, "", 0, 0, 0,
+     "Optional address that receives mail for unknown local users."},
+    {"mail_name", PARAM_STR, "posta", 0, 0, 0,
+     "Mail system name used in the SMTP greeting and in bounce messages."},
+    {"mail_owner", PARAM_STR, "posta", 0, 0, 0,
+     "Unprivileged user that owns the queue and runs the daemons."},
+    {"mail_spool_directory", PARAM_STR, "/var/mail", 0, 0, 0,
+     "Directory of mbox mailboxes (or Maildirs when it ends in \"/\")."},
+    {"mail_version", PARAM_STR, POSTA_VERSION, 0, 0, 0,
+     "Version of posta (read-only)."},
+    {"mailbox_command", PARAM_STR, "", 0, 0, 0,
+     "Optional command that local delivery runs instead of writing the mailbox."},
+    {"mailbox_delivery_lock", PARAM_LIST, "fcntl, dotlock", 0, 0, 0,
+     "Locking methods for mbox delivery (fcntl, flock, dotlock)."},
+    {"mailbox_size_limit", PARAM_INT, "51200000", 0, PARAM_SIZE_MAX, 0,
+     "Maximum bytes of a mailbox or maildir message file (0: no limit)."},
+    {"mailbox_transport", PARAM_STR, "", 0, 0, 0,
+     "Optional transport for all local mailbox deliveries."},
+    {"maillog_file", PARAM_STR, "", 0, 0, 0,
+     "Optional file that posta logs to instead of syslog or the journal."},
+    {"mailq_path", PARAM_STR, "/usr/bin/mailq", 0, 0, 0,
+     "Path of the mailq command."},
+    {"manpage_directory", PARAM_STR, POSTA_MAN_DIR, 0, 0, 0,
+     "Directory of the posta manual pages."},
+    {"masquerade_domains", PARAM_LIST, "", 0, 0, 0,
+     "Domains whose subdomains are stripped from addresses."},
+    {"max_idle", PARAM_TIME, "100s", 1, PARAM_TIME_MAX, 's',
+     "Time an idle daemon process waits for work before it exits."},
+    {"max_use", PARAM_INT, "100", 1, PARAM_INT_MAX, 0,
+     "Number of requests a daemon process serves before it exits."},
+    {"maximal_backoff_time", PARAM_TIME, "4000s", 1, PARAM_TIME_MAX, 's',
+     "Longest time between delivery attempts of a deferred message."},
+    {"maximal_queue_lifetime", PARAM_TIME, "5d", 0, PARAM_TIME_MAX, 'd',
+     "How long a message stays queued before it is bounced as undeliverable."},
+    {"message_size_limit", PARAM_INT, "10240000", 0, PARAM_SIZE_MAX, 0,
+     "Maximum bytes of a message including its envelope (0: no limit)."},
+    {"milter_default_action", PARAM_STR, "tempfail", 0, 0, 0,
+     "What happens to mail when a milter is not available."},
+    {"minimal_backoff_time", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Shortest time between delivery attempts of a deferred message."},
+    {"mydestination", PARAM_LIST, "$myhostname, localhost.$mydomain, localhost", 0, 0, 0,
+     "Domains that are delivered locally."},
+    {"mydomain", PARAM_STR, "", 0, 0, 0,
+     "Internet domain of this host; default: myhostname minus its first label, else \"localdomain\" (depends on the machine)."},
+    {"myhostname", PARAM_STR, "", 0, 0, 0,
+     "Fully qualified name of this host; default: the system host name, canonicalised through the resolver (depends on the machine)."},
+    {"mynetworks", PARAM_LIST, "", 0, 0, 0,
+     "Trusted client networks; empty default means computed from mynetworks_style and the host's addresses."},
+    {"mynetworks_style", PARAM_STR, "host", 0, 0, 0,
+     "How mynetworks is computed when not set: host, subnet or class."},
+    {"myorigin", PARAM_STR, "$myhostname", 0, 0, 0,
+     "Domain appended to locally posted mail without a domain."},
+    {"newaliases_path", PARAM_STR, "/usr/bin/newaliases", 0, 0, 0,
+     "Path of the newaliases command."},
+    {"non_fqdn_reject_code", PARAM_INT, "504", 400, 599, 0,
+     "SMTP reply code for a hostname or address that is not fully qualified."},
+    {"non_smtpd_milters", PARAM_LIST, "", 0, 0, 0,
+     "Milters applied to mail that does not arrive over SMTP."},
+    {"notify_classes", PARAM_LIST, "resource, software", 0, 0, 0,
+     "Kinds of problems reported to the postmaster."},
+    {"parent_domain_matches_subdomains", PARAM_LIST, "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps", 0, 0, 0,
+     "Parameters whose domain patterns also match subdomains."},
+    {"posta_queue_sync", PARAM_STR, "auto", 0, 0, 0,
+     "How smtpd makes queue files durable before it answers 250 (free text, see smtpd)."},
+    {"process_name", PARAM_STR, "", 0, 0, 0,
+     "Read-only: the name of the running posta program, set by the program itself."},
+    {"qmgr_message_active_limit", PARAM_INT, "20000", 1, PARAM_INT_MAX, 0,
+     "Maximum of messages in the active queue."},
+    {"qmgr_message_recipient_limit", PARAM_INT, "20000", 1, PARAM_INT_MAX, 0,
+     "Maximum of recipients kept in memory by the queue manager."},
+    {"queue_directory", PARAM_STR, POSTA_QUEUE_DIR, 0, 0, 0,
+     "Directory of the mail queue."},
+    {"queue_minfree", PARAM_INT, "0", 0, PARAM_SIZE_MAX, 0,
+     "Free bytes the queue file system must keep before mail is accepted (0: no check)."},
+    {"queue_run_delay", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time between scans of the deferred queue."},
+    {"recipient_bcc_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables that give a blind-copy address by recipient address."},
+    {"recipient_canonical_maps", PARAM_LIST, "", 0, 0, 0,
+     "Address mapping tables applied to recipient addresses."},
+    {"recipient_delimiter", PARAM_STR, "", 0, 0, 0,
+     "Characters that separate a user name from an address extension (user+ext)."},
+    {"relay_domains", PARAM_LIST, "", 0, 0, 0,
+     "Domains that this host relays mail to (empty by default)."},
+    {"relay_domains_reject_code", PARAM_INT, "554", 400, 599, 0,
+     "SMTP reply code for a rejected relay attempt."},
+    {"relay_recipient_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables of valid recipients in relay_domains (empty: accept all)."},
+    {"relay_transport", PARAM_STR, "relay", 0, 0, 0,
+     "Transport for domains in relay_domains."},
+    {"relayhost", PARAM_STR, "", 0, 0, 0,
+     "Host that all non-local mail is sent to (empty: deliver by MX lookup)."},
+    {"require_home_directory", PARAM_BOOL, "no", 0, 0, 0,
+     "Require that a recipient's home directory exists before delivery."},
+    {"sender_bcc_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables that give a blind-copy address by sender address."},
+    {"sender_canonical_maps", PARAM_LIST, "", 0, 0, 0,
+     "Address mapping tables applied to sender addresses."},
+    {"sendmail_path", PARAM_STR, "/usr/sbin/sendmail", 0, 0, 0,
+     "Path of the sendmail command."},
+    {"service_name", PARAM_STR, "", 0, 0, 0,
+     "Read-only: the master.cf service name of the running daemon, set by the server skeleton."},
+    {"service_throttle_time", PARAM_TIME, "60s", 1, PARAM_TIME_MAX, 's',
+     "Time master waits before restarting a service that fails to start."},
+    {"setgid_group", PARAM_STR, "postdrop", 0, 0, 0,
+     "Group of the setgid helper that writes into the maildrop queue."},
+    {"smtp_address_preference", PARAM_STR, "any", 0, 0, 0,
+     "Address family tried first by the SMTP client: ipv4, ipv6 or any."},
+    {"smtp_bind_address", PARAM_STR, "", 0, 0, 0,
+     "Optional IPv4 source address of SMTP client connections."},
+    {"smtp_bind_address6", PARAM_STR, "", 0, 0, 0,
+     "Optional IPv6 source address of SMTP client connections."},
+    {"smtp_connect_timeout", PARAM_TIME, "30s", 0, PARAM_TIME_MAX, 's',
+     "Time limit for the SMTP client to connect."},
+    {"smtp_data_done_timeout", PARAM_TIME, "600s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the reply to the end of message data."},
+    {"smtp_data_init_timeout", PARAM_TIME, "120s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the reply to the DATA command."},
+    {"smtp_data_xfer_timeout", PARAM_TIME, "180s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for sending message content."},
+    {"smtp_enforce_tls", PARAM_BOOL, "no", 0, 0, 0,
+     "Obsolete: require TLS in the SMTP client (use smtp_tls_security_level)."},
+    {"smtp_helo_name", PARAM_STR, "$myhostname", 0, 0, 0,
+     "Hostname that the SMTP client sends in HELO/EHLO."},
+    {"smtp_helo_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the server greeting and the HELO/EHLO reply."},
+    {"smtp_host_lookup", PARAM_LIST, "dns", 0, 0, 0,
+     "How the SMTP client looks up hosts: dns, native."},
+    {"smtp_mail_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the reply to MAIL FROM."},
+    {"smtp_quit_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the reply to QUIT."},
+    {"smtp_rcpt_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the reply to RCPT TO."},
+    {"smtp_sasl_auth_enable", PARAM_BOOL, "no", 0, 0, 0,
+     "Enable SASL authentication in the SMTP client."},
+    {"smtp_sasl_password_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables of user:password credentials by destination for the SMTP client."},
+    {"smtp_sasl_security_options", PARAM_LIST, "noplaintext, noanonymous", 0, 0, 0,
+     "SASL mechanism restrictions of the SMTP client."},
+    {"smtp_sasl_tls_security_options", PARAM_LIST, "$smtp_sasl_security_options", 0, 0, 0,
+     "SASL mechanism restrictions of the SMTP client over TLS."},
+    {"smtp_sasl_type", PARAM_STR, "cyrus", 0, 0, 0,
+     "SASL plug-in type of the SMTP client."},
+    {"smtp_starttls_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for the SMTP client's TLS handshake."},
+    {"smtp_tls_CAfile", PARAM_STR, "", 0, 0, 0,
+     "File of CA certificates that the SMTP client trusts."},
+    {"smtp_tls_CApath", PARAM_STR, "", 0, 0, 0,
+     "Directory of CA certificates that the SMTP client trusts."},
+    {"smtp_tls_cert_file", PARAM_STR, "", 0, 0, 0,
+     "Optional client certificate of the SMTP client (PEM)."},
+    {"smtp_tls_key_file", PARAM_STR, "$smtp_tls_cert_file", 0, 0, 0,
+     "Private key of smtp_tls_cert_file (PEM)."},
+    {"smtp_tls_loglevel", PARAM_INT, "0", 0, 4, 0,
+     "Amount of TLS logging of the SMTP client (0-4)."},
+    {"smtp_tls_mandatory_protocols", PARAM_STR, ">=TLSv1", 0, 0, 0,
+     "TLS protocols the SMTP client allows when TLS is mandatory."},
+    {"smtp_tls_protocols", PARAM_STR, ">=TLSv1", 0, 0, 0,
+     "TLS protocols the SMTP client allows with opportunistic TLS."},
+    {"smtp_tls_security_level", PARAM_STR, "", 0, 0, 0,
+     "TLS policy of the SMTP client: none, may, encrypt, verify, secure."},
+    {"smtp_tls_session_cache_database", PARAM_STR, "", 0, 0, 0,
+     "Optional table that caches TLS sessions of the SMTP client."},
+    {"smtp_tls_wrappermode", PARAM_BOOL, "no", 0, 0, 0,
+     "SMTP client uses TLS from the first byte (port 465) instead of STARTTLS."},
+    {"smtp_use_tls", PARAM_BOOL, "no", 0, 0, 0,
+     "Obsolete: opportunistic TLS in the SMTP client (use smtp_tls_security_level)."},
+    {"smtpd_banner", PARAM_STR, "$myhostname ESMTP $mail_name", 0, 0, 0,
+     "Text that follows the 220 code in the SMTP greeting."},
+    {"smtpd_client_connection_count_limit", PARAM_INT, "50", 0, PARAM_INT_MAX, 0,
+     "Maximum of simultaneous connections from one client (0: no limit)."},
+    {"smtpd_client_connection_rate_limit", PARAM_INT, "0", 0, PARAM_INT_MAX, 0,
+     "Maximum of connections per client per anvil_rate_time_unit (0: no limit)."},
+    {"smtpd_client_event_limit_exceptions", PARAM_LIST, "${smtpd_client_connection_limit_exceptions:$mynetworks}", 0, 0, 0,
+     "Clients exempt from the connection and rate limits."},
+    {"smtpd_client_message_rate_limit", PARAM_INT, "0", 0, PARAM_INT_MAX, 0,
+     "Maximum of messages per client per anvil_rate_time_unit (0: no limit)."},
+    {"smtpd_client_recipient_rate_limit", PARAM_INT, "0", 0, PARAM_INT_MAX, 0,
+     "Maximum of recipients per client per anvil_rate_time_unit (0: no limit)."},
+    {"smtpd_client_restrictions", PARAM_LIST, "", 0, 0, 0,
+     "Access restrictions applied when a client connects."},
+    {"smtpd_data_restrictions", PARAM_LIST, "", 0, 0, 0,
+     "Access restrictions applied to the DATA command."},
+    {"smtpd_delay_reject", PARAM_BOOL, "yes", 0, 0, 0,
+     "Wait until RCPT TO before applying client, HELO and sender restrictions."},
+    {"smtpd_discard_ehlo_keywords", PARAM_LIST, "", 0, 0, 0,
+     "EHLO keywords that smtpd does not announce."},
+    {"smtpd_end_of_data_restrictions", PARAM_LIST, "", 0, 0, 0,
+     "Access restrictions applied at the end of message data."},
+    {"smtpd_enforce_tls", PARAM_BOOL, "no", 0, 0, 0,
+     "Obsolete: require STARTTLS (use smtpd_tls_security_level)."},
+    {"smtpd_error_sleep_time", PARAM_TIME, "1s", 0, PARAM_TIME_MAX, 's',
+     "Delay before replying to a client error once the soft error limit is reached."},
+    {"smtpd_forbid_bare_newline", PARAM_STR, "normalize", 0, 0, 0,
+     "Treatment of lines ending in bare LF: normalize, yes (reject), reject or no."},
+    {"smtpd_forbid_bare_newline_exclusions", PARAM_LIST, "$mynetworks", 0, 0, 0,
+     "Clients exempt from smtpd_forbid_bare_newline."},
+    {"smtpd_hard_error_limit", PARAM_INT, "20", 1, PARAM_INT_MAX, 0,
+     "Number of client errors after which smtpd disconnects."},
+    {"smtpd_helo_required", PARAM_BOOL, "no", 0, 0, 0,
+     "Require HELO or EHLO before MAIL FROM."},
+    {"smtpd_helo_restrictions", PARAM_LIST, "", 0, 0, 0,
+     "Access restrictions applied to HELO/EHLO."},
+    {"smtpd_junk_command_limit", PARAM_INT, "100", 1, PARAM_INT_MAX, 0,
+     "Number of NOOP, RSET, VRFY, ETRN commands before they count as errors."},
+    {"smtpd_milters", PARAM_LIST, "", 0, 0, 0,
+     "Milters applied to mail received over SMTP."},
+    {"smtpd_peername_lookup", PARAM_BOOL, "yes", 0, 0, 0,
+     "Look up the client hostname (reverse and forward DNS)."},
+    {"smtpd_recipient_limit", PARAM_INT, "1000", 1, PARAM_INT_MAX, 0,
+     "Maximum of recipients per message."},
+    {"smtpd_recipient_restrictions", PARAM_LIST, "", 0, 0, 0,
+     "Access restrictions applied to RCPT TO, after smtpd_relay_restrictions."},
+    {"smtpd_reject_footer", PARAM_STR, "", 0, 0, 0,
+     "Optional text appended to every SMTP reject reply."},
+    {"smtpd_reject_unlisted_recipient", PARAM_BOOL, "yes", 0, 0, 0,
+     "Reject recipients that are not listed for their domain class."},
+    {"smtpd_reject_unlisted_sender", PARAM_BOOL, "no", 0, 0, 0,
+     "Reject sender addresses that are not listed for their domain class."},
+    {"smtpd_relay_restrictions", PARAM_LIST, "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination", 0, 0, 0,
+     "Relay control applied to RCPT TO, before smtpd_recipient_restrictions (posta rejects, Postfix defers)."},
+    {"smtpd_sasl_auth_enable", PARAM_BOOL, "no", 0, 0, 0,
+     "Offer SASL authentication (AUTH) in smtpd."},
+    {"smtpd_sasl_authenticated_header", PARAM_BOOL, "no", 0, 0, 0,
+     "Record the SASL login name in the Received: header."},
+    {"smtpd_sasl_local_domain", PARAM_STR, "", 0, 0, 0,
+     "SASL realm of smtpd."},
+    {"smtpd_sasl_path", PARAM_STR, "smtpd", 0, 0, 0,
+     "Cyrus configuration name, or the Dovecot auth socket path."},
+    {"smtpd_sasl_security_options", PARAM_LIST, "noanonymous", 0, 0, 0,
+     "SASL mechanism restrictions of smtpd."},
+    {"smtpd_sasl_service", PARAM_STR, "smtp", 0, 0, 0,
+     "SASL service name of smtpd."},
+    {"smtpd_sasl_tls_security_options", PARAM_LIST, "$smtpd_sasl_security_options", 0, 0, 0,
+     "SASL mechanism restrictions of smtpd over TLS."},
+    {"smtpd_sasl_type", PARAM_STR, "cyrus", 0, 0, 0,
+     "SASL plug-in type of smtpd: cyrus or dovecot."},
+    {"smtpd_sender_login_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables of which SASL login may use which sender address."},
+    {"smtpd_sender_restrictions", PARAM_LIST, "", 0, 0, 0,
+     "Access restrictions applied to MAIL FROM."},
+    {"smtpd_soft_error_limit", PARAM_INT, "10", 1, PARAM_INT_MAX, 0,
+     "Number of client errors after which smtpd delays each reply."},
+    {"smtpd_starttls_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for smtpd's TLS handshake."},
+    {"smtpd_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
+     "Time limit for a client to send a command or data."},
+    {"smtpd_tls_CAfile", PARAM_STR, "", 0, 0, 0,
+     "File of CA certificates that smtpd trusts for client certificates."},
+    {"smtpd_tls_CApath", PARAM_STR, "", 0, 0, 0,
+     "Directory of CA certificates that smtpd trusts for client certificates."},
+    {"smtpd_tls_auth_only", PARAM_BOOL, "no", 0, 0, 0,
+     "Offer AUTH only after STARTTLS."},
+    {"smtpd_tls_cert_file", PARAM_STR, "", 0, 0, 0,
+     "Server certificate of smtpd (PEM)."},
+    {"smtpd_tls_chain_files", PARAM_LIST, "", 0, 0, 0,
+     "Files of keys and certificate chains of smtpd (instead of cert/key files)."},
+    {"smtpd_tls_ciphers", PARAM_STR, "medium", 0, 0, 0,
+     "Cipher grade of smtpd with opportunistic TLS."},
+    {"smtpd_tls_key_file", PARAM_STR, "$smtpd_tls_cert_file", 0, 0, 0,
+     "Private key of smtpd_tls_cert_file (PEM)."},
+    {"smtpd_tls_loglevel", PARAM_INT, "0", 0, 4, 0,
+     "Amount of TLS logging of smtpd (0-4)."},
+    {"smtpd_tls_mandatory_ciphers", PARAM_STR, "medium", 0, 0, 0,
+     "Cipher grade of smtpd when TLS is mandatory."},
+    {"smtpd_tls_mandatory_protocols", PARAM_STR, ">=TLSv1", 0, 0, 0,
+     "TLS protocols smtpd allows when TLS is mandatory."},
+    {"smtpd_tls_protocols", PARAM_STR, ">=TLSv1", 0, 0, 0,
+     "TLS protocols smtpd allows with opportunistic TLS."},
+    {"smtpd_tls_received_header", PARAM_BOOL, "no", 0, 0, 0,
+     "Record the TLS protocol and cipher in the Received: header."},
+    {"smtpd_tls_security_level", PARAM_STR, "", 0, 0, 0,
+     "TLS policy of smtpd: none, may (offer STARTTLS) or encrypt (require it)."},
+    {"smtpd_tls_session_cache_database", PARAM_STR, "", 0, 0, 0,
+     "Optional table that caches TLS sessions of smtpd."},
+    {"smtpd_tls_session_cache_timeout", PARAM_TIME, "3600s", 0, PARAM_TIME_MAX, 's',
+     "Lifetime of cached TLS sessions of smtpd."},
+    {"smtpd_tls_wrappermode", PARAM_BOOL, "no", 0, 0, 0,
+     "smtpd uses TLS from the first byte (port 465) instead of STARTTLS."},
+    {"smtpd_use_tls", PARAM_BOOL, "no", 0, 0, 0,
+     "Obsolete: offer STARTTLS (use smtpd_tls_security_level)."},
+    {"smtputf8_enable", PARAM_BOOL, "yes", 0, 0, 0,
+     "Support SMTPUTF8 (RFC 6531) in smtpd and the SMTP client."},
+    {"soft_bounce", PARAM_BOOL, "no", 0, 0, 0,
+     "Turn permanent delivery errors and rejects into temporary ones (for testing)."},
+    {"strict_rfc821_envelopes", PARAM_BOOL, "no", 0, 0, 0,
+     "Require the <> brackets and reject extra text in MAIL FROM and RCPT TO."},
+    {"syslog_facility", PARAM_STR, "mail", 0, 0, 0,
+     "Syslog facility of posta's log lines."},
+    {"syslog_name", PARAM_STR, "posta", 0, 0, 0,
+     "Prefix of the tag of posta's log lines (posta/smtpd)."},
+    {"transport_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables that choose the transport and next hop by recipient."},
+    {"unknown_address_reject_code", PARAM_INT, "450", 400, 599, 0,
+     "SMTP reply code for a sender or recipient domain that does not resolve."},
+    {"unknown_client_reject_code", PARAM_INT, "450", 400, 599, 0,
+     "SMTP reply code for a client without a valid hostname."},
+    {"unknown_hostname_reject_code", PARAM_INT, "450", 400, 599, 0,
+     "SMTP reply code for a HELO hostname without an address or MX."},
+    {"unknown_local_recipient_reject_code", PARAM_INT, "550", 400, 599, 0,
+     "SMTP reply code for an unknown local recipient."},
+    {"unknown_relay_recipient_reject_code", PARAM_INT, "550", 400, 599, 0,
+     "SMTP reply code for an unknown recipient in relay_domains."},
+    {"unknown_virtual_alias_reject_code", PARAM_INT, "550", 400, 599, 0,
+     "SMTP reply code for an unknown recipient in virtual_alias_domains."},
+    {"unknown_virtual_mailbox_reject_code", PARAM_INT, "550", 400, 599, 0,
+     "SMTP reply code for an unknown recipient in virtual_mailbox_domains."},
+    {"virtual_alias_domains", PARAM_LIST, "$virtual_alias_maps", 0, 0, 0,
+     "Domains whose addresses are all aliased through virtual_alias_maps."},
+    {"virtual_alias_maps", PARAM_LIST, "$virtual_maps", 0, 0, 0,
+     "Tables that map addresses to other addresses, for all domains."},
+    {"virtual_mailbox_base", PARAM_STR, "", 0, 0, 0,
+     "Directory that virtual_mailbox_maps paths are relative to."},
+    {"virtual_mailbox_domains", PARAM_LIST, "$virtual_mailbox_maps", 0, 0, 0,
+     "Domains whose mailboxes are listed in virtual_mailbox_maps."},
+    {"virtual_mailbox_maps", PARAM_LIST, "", 0, 0, 0,
+     "Tables of mailbox paths by virtual address."},
+    {"virtual_maps", PARAM_LIST, "", 0, 0, 0,
+     "Obsolete name of virtual_alias_maps."},
+    {"virtual_transport", PARAM_STR, "virtual", 0, 0, 0,
+     "Transport for domains in virtual_mailbox_domains."},
+};
+
+const size_t param_count = POSTA_ARRAY_LEN(param_table);
+
+/* param_cmp - bsearch comparison of a name with a table entry */
+static int param_cmp(const void *key, const void *elem)
+{
+    const struct param_def *def = elem;
+
+    return strcmp(key, def->name);
+}
+
+/* param_find - the entry for name, or NULL */
+const struct param_def *param_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    return bsearch(name, param_table, param_count, sizeof(param_table[0]), param_cmp);
+}
+
+/* param_parse_int - a decimal integer with optional sign, nothing else */
+bool param_parse_int(const char *value, long long *out)
+{
+    const char *p = value;
+    char *end;
+    long long v;
+
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '-' || *p == '+')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (errno == ERANGE)
+        return false;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (*end != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* param_parse_bool - yes/no, true/false, 1/0 (any case) */
+bool param_parse_bool(const char *value, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "1"};
+    static const char *const no[] = {"no", "false", "0"};
+    size_t i;
+
+    for (i = 0; i < POSTA_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(value, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(value, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* unit_seconds - seconds in one unit, 0 for an unknown unit letter */
+static long long unit_seconds(int unit)
+{
+    switch (tolower(unit)) {
+    case 's':
+        return 1;
+    case 'm':
+        return SECS_MINUTE;
+    case 'h':
+        return SECS_HOUR;
+    case 'd':
+        return SECS_DAY;
+    case 'w':
+        return SECS_WEEK;
+    default:
+        return 0;
+    }
+}
+
+/* param_parse_time - seconds from "10s", "5m", "1h", "2d", "1w" or a bare number */
+bool param_parse_time(const char *value, char unit, long long *secs)
+{
+    const char *p = value;
+    long long n = 0;
+    long long mult;
+    int u;
+
+    if (!isdigit((unsigned char)*p))
+        return false;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (n > (LLONG_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (*p - '0');
+    }
+    if (*p == 0) {
+        u = unit ? unit : 's';
+    } else {
+        u = *p++;
+        if (*p != 0)
+            return false;
+    }
+    if ((mult = unit_seconds(u)) == 0)
+        return false;
+    if (n > LLONG_MAX / mult)
+        return false;
+    *secs = n * mult;
+    return true;
+}
+
+/* list_braces_ok - { and } balanced and properly nested */
+static bool list_braces_ok(const char *value)
+{
+    long depth = 0;
+    const char *p;
+
+    for (p = value; *p; p++) {
+        if (*p == '{')
+            depth++;
+        else if (*p == '}' && --depth < 0)
+            return false;
+    }
+    return depth == 0;
+}
+
+/* param_check - validate value (expanded) for def; false + *why on error */
+bool param_check(const struct param_def *def, const char *value, const char **why)
+{
+    static char why_buf[PARAM_WHY_MAX];
+    long long n;
+    bool b;
+
+    switch (def->type) {
+    case PARAM_STR:
+        return true;
+    case PARAM_LIST:
+        if (!list_braces_ok(value)) {
+            *why = "unbalanced { } in list";
+            return false;
+        }
+        return true;
+    case PARAM_BOOL:
+        if (!param_parse_bool(value, &b)) {
+            snprintf(why_buf, sizeof(why_buf), "\"%.*s\" is not yes or no",
+                     PARAM_WHY_VALUE_MAX, value);
+            *why = why_buf;
+            return false;
+        }
+        return true;
+    case PARAM_INT:
+        if (!param_parse_int(value, &n)) {
+            snprintf(why_buf, sizeof(why_buf), "\"%.*s\" is not an integer",
+                     PARAM_WHY_VALUE_MAX, value);
+            *why = why_buf;
+            return false;
+        }
+        break;
+    case PARAM_TIME:
+        if (!param_parse_time(value, def->unit, &n)) {
+            snprintf(why_buf, sizeof(why_buf),
+                     "\"%.*s\" is not a time (number with optional unit s, m, h, d or w)",
+                     PARAM_WHY_VALUE_MAX, value);
+            *why = why_buf;
+            return false;
+        }
+        break;
+    default:
+        *why = "unknown parameter type";
+        return false;
+    }
+    if (n < def->min || n > def->max) {
+        snprintf(why_buf, sizeof(why_buf), "\"%.*s\" is out of range %lld..%lld%s",
+                 PARAM_WHY_VALUE_MAX, value, def->min, def->max,
+                 def->type == PARAM_TIME ? " seconds" : "");
+        *why = why_buf;
+        return false;
+    }
+    return true;
+}
