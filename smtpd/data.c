@@ -1,0 +1,378 @@
+/*
+ * data.c - smtpd's DATA and BDAT: content reception into the queue file
+ *
+ * The queue file (mail/qfile.h) is created in incoming/ when the content
+ * starts, named by the queue ID that MAIL FROM allocated. It holds the
+ * envelope (time, attributes, sender, recipients with their DSN
+ * parameters), then the Received: header this server adds, then the
+ * content as the decoders of data_decode.h hand it over. At the end of
+ * data the file is finished and given to the group commit
+ * (mail/qcommit.h); "250 2.0.0 Ok: queued as QID" is said only in the
+ * commit callback, when the file and its directory entry are on disk.
+ *
+ * Headers are scanned only lightly while streaming: the first Message-ID
+ * is remembered for the log ("QID: message-id=<...>").
+ *
+ * DIAGNOSTICS: a queue file that cannot be created or written gets 451
+ * 4.3.0 (452 4.3.1 when the disk is full) and is removed; a message over
+ * message_size_limit is read to its end, then refused 552 5.3.4 and
+ * removed; a dropped client's unfinished file is removed.
+ *
+ * SECURITY: nothing is kept in memory but one header line (bounded) while
+ * the headers are scanned; long lines stream straight to the file.
+ */
+#include "util/sys.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "mail/qcommit.h"
+#include "mail/qfile.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#include "smtpd.h"
+
+#define HDR_LINE_MAX 998        /* RFC 5322 line limit: longer is not scanned */
+#define MSGID_MAX 500
+
+enum { HDR_BOL = 0, HDR_IN, HDR_DONE };
+
+/* data_abort - drop unfinished content: remove the file, forget a pending commit */
+void data_abort(struct session *s)
+{
+    if (s->wait & SW_COMMIT) {
+        qcommit_cancel(s);
+        s->wait &= ~SW_COMMIT;
+    }
+    if (s->qf != NULL) {
+        qfw_abort(s->qf);
+        s->qf = NULL;
+    }
+    buf_reset(&s->hdr);
+    s->too_big = false;
+}
+
+/* hdr_line - one complete header line (without "\n") */
+static void hdr_line(struct session *s, const char *p, size_t n)
+{
+    static const char name[] = "message-id:";
+    size_t k = sizeof(name) - 1;
+
+    if (n == 0) {
+        s->hdr_state = HDR_DONE;
+        return;
+    }
+    if (s->msgid != NULL || n < k || strncasecmp(p, name, k) != 0)
+        return;
+    p += k;
+    n -= k;
+    while (n > 0 && (*p == ' ' || *p == '\t')) {
+        p++;
+        n--;
+    }
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
+        n--;
+    if (n > 0 && n <= MSGID_MAX)
+        s->msgid = xstrndup(p, n);
+}
+
+/* hdr_scan - follow the header lines in the decoded content */
+static void hdr_scan(struct session *s, const char *p, size_t n)
+{
+    while (n > 0 && s->hdr_state != HDR_DONE) {
+        const char *nl = memchr(p, '\n', n);
+        size_t seg = nl ? (size_t)(nl - p) : n;
+
+        if (s->hdr.len + seg <= HDR_LINE_MAX)
+            (void)buf_append(&s->hdr, p, seg);
+        else
+            s->hdr_skip = true;     /* too long to be a header we want */
+        if (nl == NULL)
+            return;
+        if (!s->hdr_skip)
+            hdr_line(s, buf_str(&s->hdr), s->hdr.len);
+        s->hdr_skip = false;
+        buf_reset(&s->hdr);
+        p += seg + 1;
+        n -= seg + 1;
+    }
+}
+
+/* data_sink - decoded content: to the queue file unless over the limit */
+static void data_sink(void *ctx, const char *p, size_t n)
+{
+    struct session *s = ctx;
+
+    if (s->too_big || s->qf == NULL)
+        return;
+    if (smtpd_conf.size_limit > 0 && s->dd.out_bytes + n > smtpd_conf.size_limit) {
+        s->too_big = true;
+        return;
+    }
+    if (s->hdr_state != HDR_DONE)
+        hdr_scan(s, p, n);
+    qfw_content(s->qf, p, n);
+}
+
+/* write_error - the answer to a queue file that cannot be written */
+static struct smtpd_result write_error(int e)
+{
+    if (e == ENOSPC || e == EDQUOT)
+        return (struct smtpd_result){452, "4.3.1", "Insufficient system storage"};
+    return (struct smtpd_result){451, "4.3.0", "Error: queue file write error"};
+}
+
+/* data_open - create the queue file, write the envelope and Received:; 0 or the error */
+static int data_open(struct session *s, struct smtpd_result *r)
+{
+    struct timespec ts;
+    struct buf rcv = BUF_INIT;
+
+    s->qf = qfw_create(smtpd_conf.incoming_fd, s->qid);
+    if (s->qf == NULL) {
+        int e = errno;
+
+        msg_warn("%s: create queue file: %m", s->qid);
+        *r = write_error(e);
+        return r->code;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    qfw_recordf(s->qf, QREC_TIME, "%lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+    qfw_recordf(s->qf, QREC_ATTR, "client_name=%s", s->name);
+    qfw_recordf(s->qf, QREC_ATTR, "client_address=%s", s->addr);
+    qfw_recordf(s->qf, QREC_ATTR, "client_port=%s", s->port);
+    if (s->helo)
+        qfw_recordf(s->qf, QREC_ATTR, "helo_name=%s", s->helo);
+    qfw_recordf(s->qf, QREC_ATTR, "protocol=%s", session_protocol(s));
+    if (s->body)
+        qfw_recordf(s->qf, QREC_ATTR, "encoding=%s", s->body);
+    if (s->smtputf8)
+        qfw_recordf(s->qf, QREC_ATTR, "smtputf8=yes");
+    if (s->envid)
+        qfw_recordf(s->qf, QREC_ATTR, "envid=%s", s->envid);
+    if (s->ret)
+        qfw_recordf(s->qf, QREC_ATTR, "ret=%s", s->ret);
+    if (s->decl_size >= 0)
+        qfw_recordf(s->qf, QREC_ATTR, "size=%lld", s->decl_size);
+    qfw_recordf(s->qf, QREC_ATTR, "log_ident=%s", s->qid);
+    qfw_recordf(s->qf, QREC_ATTR, "rewrite_context=remote");
+    qfw_record(s->qf, QREC_SENDER, s->sender, strlen(s->sender));
+    for (size_t i = 0; i < s->nrcpt; i++) {
+        const struct smtpd_rcpt *rc = &s->rcpts[i];
+
+        if (rc->orcpt)
+            qfw_record(s->qf, QREC_ORCPT, rc->orcpt, strlen(rc->orcpt));
+        if (rc->notify)
+            qfw_recordf(s->qf, QREC_NOTIFY, "%u", rc->notify);
+        qfw_record(s->qf, QREC_RCPT, rc->addr, strlen(rc->addr));
+    }
+    qfw_record(s->qf, QREC_MESSAGE, "", 0);
+    received_header(s, &rcv, s->nrcpt == 1 ? s->rcpts[0].addr : NULL);
+    qfw_content(s->qf, rcv.data, rcv.len);
+    buf_free(&rcv);
+    dd_init(&s->dd, s->bare_lf_exempt ? DD_BARE_LF_NORMALIZE : smtpd_conf.bare_lf,
+            data_sink, s);
+    s->dd.out_bytes = 0;
+    s->hdr_state = HDR_BOL;
+    buf_reset(&s->hdr);
+    s->too_big = false;
+    free(s->msgid);
+    s->msgid = NULL;
+    return 0;
+}
+
+/* data_no_rcpt - DATA/BDAT without a recipient: the right 503/554 */
+static struct smtpd_result data_no_rcpt(const struct session *s)
+{
+    if (s->state == SS_CONNECT || s->state == SS_IDLE)
+        return (struct smtpd_result){503, "5.5.1", "Error: need MAIL command"};
+    if (s->rcpt_tries > 0)
+        return (struct smtpd_result){554, "5.5.1", "Error: no valid recipients"};
+    return (struct smtpd_result){503, "5.5.1", "Error: need RCPT command"};
+}
+
+/* cmd_data - DATA: open the queue file and switch to content */
+int cmd_data(struct session *s, const char *arg)
+{
+    struct smtpd_result r;
+
+    if (*arg) {
+        reply(s, 501, "5.5.4", "Syntax: DATA");
+        return 501;
+    }
+    if (s->state == SS_BDAT) {
+        reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+        return 503;
+    }
+    s->chunk_last = false;
+    if (s->state != SS_RCPT)
+        r = data_no_rcpt(s);
+    else if (data_open(s, &r) == 0)
+        r = (struct smtpd_result){0, NULL, NULL};
+    if (r.code != 0) {
+        reply(s, r.code, r.enh, "%s", r.text);
+        return r.code;
+    }
+    s->state = SS_DATA;
+    reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+    return REPLY_LATER;
+}
+
+/* data_committed - group commit callback: now the message exists, or not */
+static void data_committed(void *ctx, int err)
+{
+    struct session *s = ctx;
+    enum smtpd_verb v = s->chunk_last ? V_BDAT : V_DATA;
+
+    s->wait &= ~SW_COMMIT;
+    if (err == 0) {
+        reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
+        if (s->msgid)
+            msg_info("%s: message-id=%s", s->qid, s->msgid);
+        session_count_verb(s, v, 250);
+    } else {
+        msg_warn("%s: queue file commit: %s", s->qid, strerror(err));
+        reply(s, 452, "4.3.1", "Insufficient system storage");
+        session_count_verb(s, v, 452);
+    }
+    session_reset_transaction(s);
+    session_resume(s);
+}
+
+/* data_finish - end of the content: refuse, or finish and commit */
+static void data_finish(struct session *s, enum smtpd_verb v)
+{
+    s->last_cmd = "END-OF-MESSAGE";
+    if (s->too_big) {
+        data_abort(s);
+        reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+        session_count_verb(s, v, 552);
+        session_reset_transaction(s);
+        return;
+    }
+    if (qfw_finish(s->qf) < 0) {
+        int e = qfw_error(s->qf);
+
+        struct smtpd_result r = write_error(e);
+
+        msg_warn("%s: write queue file: %s", s->qid, strerror(e ? e : EIO));
+        data_abort(s);
+        reply(s, r.code, r.enh, "%s", r.text);
+        session_count_verb(s, v, r.code);
+        session_reset_transaction(s);
+        return;
+    }
+    s->state = SS_QUEUE;
+    s->wait |= SW_COMMIT;
+    qcommit_add(s->qf, data_committed, s);
+    s->qf = NULL;
+}
+
+/* bdat_fail - remember the error every chunk of this transaction gets */
+static void bdat_fail(struct session *s, struct smtpd_result r)
+{
+    data_abort(s);
+    s->bdat_failed = true;
+    s->bdat_result = r;
+}
+
+/* chunk_done - all bytes of a BDAT chunk read: reply, finish, or go on */
+static void chunk_done(struct session *s)
+{
+    if (!s->bdat_failed && s->too_big)
+        bdat_fail(s, (struct smtpd_result){552, "5.3.4", "Message size exceeds fixed limit"});
+    if (!s->bdat_failed && s->qf != NULL && qfw_error(s->qf) != 0) {
+        int e = qfw_error(s->qf);
+
+        msg_warn("%s: write queue file: %s", s->qid, strerror(e));
+        bdat_fail(s, write_error(e));
+    }
+    if (s->bdat_failed) {
+        int code = s->bdat_result.code;
+
+        reply(s, code, s->bdat_result.enh, "%s", s->bdat_result.text);
+        session_count_verb(s, V_BDAT, code);
+        if (s->chunk_last || s->sender == NULL)
+            session_reset_transaction(s);
+        else
+            s->state = SS_BDAT;
+        return;
+    }
+    if (s->chunk_last) {
+        dd_bdat_finish(&s->dd);
+        data_finish(s, V_BDAT);
+        return;
+    }
+    reply(s, 250, "2.0.0", "Ok: %llu bytes", (unsigned long long)s->chunk_size);
+    session_count_verb(s, V_BDAT, 250);
+    s->state = SS_BDAT;
+}
+
+/* cmd_bdat - BDAT size [LAST] (RFC 3030) */
+int cmd_bdat(struct session *s, const char *arg)
+{
+    unsigned long long n;
+    char *end;
+    bool last = false;
+
+    if (*arg < '0' || *arg > '9')
+        goto syntax;
+    errno = 0;
+    n = strtoull(arg, &end, 10);
+    if (errno == ERANGE)
+        goto syntax;
+    while (*end == ' ')
+        end++;
+    if (strcasecmp(end, "LAST") == 0)
+        last = true;
+    else if (*end != 0)
+        goto syntax;
+    s->chunk_left = n;
+    s->chunk_size = n;
+    s->chunk_last = last;
+    s->last_cmd = "BDAT";
+    /* an error is answered once the chunk has been read (and discarded) */
+    if (!s->bdat_failed) {
+        struct smtpd_result r;
+
+        if (s->state != SS_RCPT && s->state != SS_BDAT)
+            bdat_fail(s, data_no_rcpt(s));
+        else if (s->state == SS_RCPT && data_open(s, &r) != 0)
+            bdat_fail(s, r);
+    }
+    s->state = SS_CHUNK;
+    return REPLY_LATER;
+syntax:
+    reply(s, 501, "5.5.4", "Syntax: BDAT count [LAST]");
+    return 501;
+}
+
+/* data_input - content bytes for DATA or the current BDAT chunk */
+size_t data_input(struct session *s, const char *p, size_t n)
+{
+    if (s->state == SS_DATA) {
+        size_t used = 0;
+        enum dd_status st = dd_data_feed(&s->dd, p, n, &used);
+
+        if (st == DD_END)
+            data_finish(s, V_DATA);
+        else if (st == DD_ERR_BARE_LF)
+            session_bare_lf(s);
+        return used;
+    }
+    if (s->chunk_left > 0) {
+        size_t m = n < s->chunk_left ? n : (size_t)s->chunk_left;
+
+        if (!s->bdat_failed && s->qf != NULL)
+            dd_bdat_feed(&s->dd, p, m);
+        s->chunk_left -= m;
+        if (s->chunk_left == 0)
+            chunk_done(s);
+        return m;
+    }
+    chunk_done(s);
+    return 0;
+}

@@ -1,0 +1,196 @@
+/*
+ * smtpd.c - posta's SMTP server: settings and the skeleton's hooks
+ *
+ * USAGE: started by master (see mail/server.h for the command line and
+ * the inherited listeners). One process serves many sessions from one
+ * event loop; the sessions live in session.c.
+ *
+ * The settings are read once, after privileges are dropped, into
+ * struct smtpd_conf. The resolver (util/dns.h) is started before the
+ * jail so that it can read /etc/resolv.conf.
+ *
+ * DIAGNOSTICS: bad settings are fatal (master restarts the daemon with
+ * its throttle); see man/smtpd.8.
+ *
+ * SECURITY: runs unprivileged (mail_owner), optionally chrooted; talks
+ * to SMTP clients and to DNS servers.
+ */
+#include "util/sys.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "mail/config.h"
+#include "mail/matchlist.h"
+#include "mail/qcommit.h"
+#include "mail/server.h"
+#include "mail/spool.h"
+#include "util/alloc.h"
+#include "util/dns.h"
+#include "util/log.h"
+
+#include "smtpd.h"
+
+#define CLIENT_BUCKETS 256      /* per-client connection count hash */
+#define MS_PER_SEC 1000
+
+struct smtpd_conf smtpd_conf;
+
+struct client_count {
+    struct client_count *next;
+    unsigned count;
+    char addr[INET_ADDR_MAX];
+};
+
+static struct client_count *client_counts[CLIENT_BUCKETS];
+
+/* client_hash - bucket of an address text */
+static size_t client_hash(const char *addr)
+{
+    size_t h = 5381;
+
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        h = h * 33 + *p;
+    return h % CLIENT_BUCKETS;
+}
+
+/* smtpd_client_conn_add - one more session from addr; returns the new count */
+unsigned smtpd_client_conn_add(const char *addr)
+{
+    struct client_count **head = &client_counts[client_hash(addr)];
+
+    for (struct client_count *c = *head; c; c = c->next)
+        if (strcmp(c->addr, addr) == 0)
+            return ++c->count;
+    struct client_count *c = xcalloc(1, sizeof(*c));
+
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    c->count = 1;
+    c->next = *head;
+    *head = c;
+    return 1;
+}
+
+/* smtpd_client_conn_del - a session from addr ended */
+void smtpd_client_conn_del(const char *addr)
+{
+    struct client_count **pp = &client_counts[client_hash(addr)];
+
+    for (; *pp; pp = &(*pp)->next) {
+        struct client_count *c = *pp;
+
+        if (strcmp(c->addr, addr) != 0)
+            continue;
+        if (--c->count == 0) {
+            *pp = c->next;
+            free(c);
+        }
+        return;
+    }
+}
+
+/* bare_lf_mode - smtpd_forbid_bare_newline */
+static enum dd_bare_lf bare_lf_mode(const char *v)
+{
+    if (strcasecmp(v, "normalize") == 0)
+        return DD_BARE_LF_NORMALIZE;
+    if (strcasecmp(v, "reject") == 0 || strcasecmp(v, "yes") == 0)
+        return DD_BARE_LF_REJECT;
+    if (strcasecmp(v, "no") == 0)
+        return DD_BARE_LF_ALLOW;
+    msg_fatal("bad smtpd_forbid_bare_newline value: \"%s\" (normalize, reject, yes or no)", v);
+}
+
+/* positive - an integer setting that must fit unsigned */
+static unsigned long long positive(struct cfg *cfg, const char *name)
+{
+    long long v = cfg_int(cfg, name);
+
+    if (v < 0)
+        msg_fatal("%s must not be negative", name);
+    return (unsigned long long)v;
+}
+
+/* smtpd_pre_jail - before privileges are dropped: the resolver */
+static void smtpd_pre_jail(struct server_ctx *ctx)
+{
+    if (cfg_bool(ctx->cfg, "smtpd_peername_lookup"))
+        dns_init();
+}
+
+/* smtpd_post_jail - read the settings, open the queue */
+static void smtpd_post_jail(struct server_ctx *ctx)
+{
+    struct cfg *cfg = ctx->cfg;
+    struct smtpd_conf *c = &smtpd_conf;
+
+    c->cfg = cfg;
+    c->myhostname = cfg_str(cfg, "myhostname");
+    c->banner = xstrdup(cfg_str(cfg, "smtpd_banner"));
+    c->line_limit = positive(cfg, "line_length_limit");
+    c->timeout_ms = (uint64_t)cfg_time(cfg, "smtpd_timeout") * MS_PER_SEC;
+    c->rcpt_limit = positive(cfg, "smtpd_recipient_limit");
+    c->soft_errors = (unsigned)positive(cfg, "smtpd_soft_error_limit");
+    c->hard_errors = (unsigned)positive(cfg, "smtpd_hard_error_limit");
+    c->error_sleep_ms = (uint64_t)cfg_time(cfg, "smtpd_error_sleep_time") * MS_PER_SEC;
+    c->size_limit = positive(cfg, "message_size_limit");
+    c->disable_vrfy = cfg_bool(cfg, "disable_vrfy_command");
+    c->smtputf8 = cfg_bool(cfg, "smtputf8_enable");
+    c->helo_required = cfg_bool(cfg, "smtpd_helo_required");
+    c->strict_envelopes = cfg_bool(cfg, "strict_rfc821_envelopes");
+    c->peername_lookup = cfg_bool(cfg, "smtpd_peername_lookup");
+    c->bare_lf = bare_lf_mode(cfg_str(cfg, "smtpd_forbid_bare_newline"));
+    c->conn_limit = (unsigned)positive(cfg, "smtpd_client_connection_count_limit");
+    c->discard_ehlo = cfg_list(cfg, "smtpd_discard_ehlo_keywords", &c->ndiscard_ehlo);
+    c->relay_restr = cfg_list(cfg, "smtpd_relay_restrictions", &c->nrelay_restr);
+    c->rcpt_restr = cfg_list(cfg, "smtpd_recipient_restrictions", &c->nrcpt_restr);
+    c->reject_unlisted = cfg_bool(cfg, "smtpd_reject_unlisted_recipient");
+    c->unknown_local_code = (int)cfg_int(cfg, "unknown_local_recipient_reject_code");
+    if (c->unknown_local_code < 400 || c->unknown_local_code > 599)
+        msg_fatal("unknown_local_recipient_reject_code must be 4xx or 5xx");
+    c->mydestination = matchlist_domains(cfg, "mydestination");
+    c->relay_domains = matchlist_domains(cfg, "relay_domains");
+    c->mynetworks = matchlist_networks(cfg, "mynetworks");
+    c->bare_lf_excl = matchlist_networks(cfg, "smtpd_forbid_bare_newline_exclusions");
+    c->event_excl = matchlist_networks(cfg, "smtpd_client_event_limit_exceptions");
+    c->local_rcpt = local_rcpt_open(cfg);
+    c->incoming_fd = spool_dir_fd(cfg, "incoming");
+    qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
+}
+
+/* smtpd_accept - a new client */
+static void smtpd_accept(struct server_ctx *ctx, int fd, const struct sockaddr *peer,
+                         socklen_t peerlen, const struct sockaddr *local, socklen_t locallen)
+{
+    (void)ctx;
+    (void)local;
+    (void)locallen;
+    session_start(fd, peer, peerlen);
+}
+
+/* smtpd_sessions - live sessions, for the drain */
+static size_t smtpd_sessions(void)
+{
+    return session_count();
+}
+
+/* smtpd_stop - SIGTERM: 421 to everyone, unfinished files removed */
+static void smtpd_stop(void)
+{
+    session_stop_all();
+}
+
+/* main - hand the hooks to the event-driven server skeleton */
+int main(int argc, char **argv)
+{
+    static const struct event_server_hooks hooks = {
+        .program = "smtpd",
+        .pre_jail = smtpd_pre_jail,
+        .post_jail = smtpd_post_jail,
+        .accept = smtpd_accept,
+        .sessions = smtpd_sessions,
+        .stop = smtpd_stop,
+    };
+
+    return event_server_main(argc, argv, &hooks);
+}

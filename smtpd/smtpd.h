@@ -1,0 +1,233 @@
+/*
+ * smtpd.h - smtpd's internal interfaces: the session, its states, its parts
+ *
+ * One smtpd process serves many sessions from one epoll loop (util/event.h).
+ * A session is an explicit state machine (enum smtpd_state); commands are
+ * dispatched through a verb table (session.c) whose handlers (cmd.c,
+ * data.c) answer with a code, an enhanced status code and text (reply.c).
+ * Content reception (data.c) uses the stream decoders of data_decode.h;
+ * recipients pass the restriction lists of policy.c.
+ *
+ * SEAMS FOR LATER: all socket I/O goes through s->io (struct session_io),
+ * so that TLS can wrap the session without touching the state machine;
+ * policy.c consults session_authenticated() for permit_sasl_authenticated.
+ */
+#ifndef POSTA_SMTPD_H
+#define POSTA_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "mail/qid.h"
+#include "util/buf.h"
+#include "util/event.h"
+#include "util/inet.h"
+
+#include "data_decode.h"
+
+struct cfg;
+struct matchlist;
+struct local_rcpt;
+struct qfile_writer;
+struct dns_req;
+
+/* Session states: which commands are allowed is decided from these. */
+enum smtpd_state {
+    SS_LOOKUP = 0,   /* resolving the client name; nothing said yet */
+    SS_CONNECT,      /* greeted, no HELO/EHLO yet */
+    SS_IDLE,         /* HELO/EHLO done, no transaction */
+    SS_MAIL,         /* MAIL FROM accepted, no recipient yet */
+    SS_RCPT,         /* at least one recipient accepted */
+    SS_BDAT,         /* between the chunks of a BDAT transaction */
+    SS_DATA,         /* reading DATA content up to CR LF . CR LF */
+    SS_CHUNK,        /* reading the bytes of a BDAT chunk */
+    SS_QUEUE,        /* waiting for the group commit of a message */
+    SS_COUNT
+};
+
+#define SS_BIT(s) (1u << (s))
+
+/* Reasons a session waits instead of reading commands */
+#define SW_LOOKUP 1u    /* client name lookup */
+#define SW_COMMIT 2u    /* queue file commit */
+#define SW_SLEEP 4u     /* error sleep (delays the reply) */
+#define SW_OUTPUT 8u    /* too much unsent output */
+
+/* Verb indexes (order of the verb table and of the disconnect counters) */
+enum smtpd_verb {
+    V_HELO, V_EHLO, V_MAIL, V_RCPT, V_DATA, V_BDAT, V_RSET, V_NOOP,
+    V_VRFY, V_HELP, V_QUIT, V_UNKNOWN, V_COUNT
+};
+
+/* handler result: the reply code, or REPLY_LATER when it comes later */
+#define REPLY_LATER 0
+
+struct session;
+
+/* smtpd_result - what a handler answers: code, enhanced status code, text */
+struct smtpd_result {
+    int code;
+    const char *enh;
+    const char *text;     /* static text */
+};
+
+/* session_io - the byte stream under the SMTP session (TLS plugs in here) */
+struct session_io {
+    ssize_t (*read)(struct session *s, void *p, size_t n);
+    ssize_t (*write)(struct session *s, const void *p, size_t n);
+};
+
+struct smtpd_rcpt {
+    char *addr;        /* as received, without <> */
+    char *orcpt;       /* "type;decoded" or NULL */
+    unsigned notify;   /* QNOTIFY_* or 0 */
+};
+
+struct session {
+    struct session *prev, *next;
+    int fd;
+    const struct session_io *io;
+    void *io_ctx;                  /* for a TLS layer */
+    enum smtpd_state state;
+    unsigned wait;                 /* SW_* */
+    bool closing;                  /* say what is queued, then close */
+    bool dead;                     /* freed when the current callback ends */
+    int busy;                      /* callbacks in progress */
+    bool write_blocked;
+    bool authenticated;            /* AUTH seam: false until AUTH exists */
+    bool line_too_long;
+    bool counted;                  /* in the per-client connection count */
+
+    struct buf in;
+    size_t in_pos;
+    struct buf out;
+
+    struct event_timer idle_timer;
+    struct event_timer wait_timer;
+    struct dns_req *dns;
+
+    char addr[INET_ADDR_MAX];
+    char port[8];
+    char *name;                    /* "unknown" until confirmed */
+    char *helo;
+    bool esmtp;
+    bool bare_lf_exempt;           /* smtpd_forbid_bare_newline_exclusions */
+    const char *last_cmd;          /* for "lost connection after X" */
+    unsigned errors;
+    unsigned counts[V_COUNT][2];   /* [verb][0]=ok [1]=total */
+
+    /* the mail transaction */
+    char qid[QID_MAX];
+    bool qid_logged;               /* "QID: client=" said */
+    char *sender;                  /* NULL: no MAIL yet */
+    struct smtpd_rcpt *rcpts;
+    size_t nrcpt, rcpt_cap;
+    unsigned rcpt_tries;
+    const char *body;              /* "7bit", "8bitmime" or NULL */
+    bool smtputf8;
+    char *envid;
+    const char *ret;               /* "FULL", "HDRS" or NULL */
+    long long decl_size;           /* SIZE=, -1 if none */
+
+    /* content */
+    struct qfile_writer *qf;
+    struct data_decoder dd;
+    bool too_big;
+    uint64_t chunk_left;
+    uint64_t chunk_size;           /* as declared, for the 250 reply */
+    bool chunk_last;
+    bool bdat_failed;              /* discard the rest of a BDAT transaction */
+    struct smtpd_result bdat_result;   /* the reply each discarded chunk gets */
+    int hdr_state;                 /* light header scan, data.c */
+    bool hdr_skip;                 /* current header line too long to scan */
+    struct buf hdr;
+    char *msgid;
+};
+
+/* The configuration smtpd reads once (smtpd.c). */
+struct smtpd_conf {
+    struct cfg *cfg;
+    const char *myhostname;
+    char *banner;
+    size_t line_limit;
+    uint64_t timeout_ms;
+    size_t rcpt_limit;
+    unsigned soft_errors, hard_errors;
+    uint64_t error_sleep_ms;
+    uint64_t size_limit;           /* 0: none */
+    bool disable_vrfy;
+    bool smtputf8;
+    bool helo_required;
+    bool strict_envelopes;
+    bool peername_lookup;
+    enum dd_bare_lf bare_lf;
+    unsigned conn_limit;           /* 0: none */
+    char **discard_ehlo;
+    size_t ndiscard_ehlo;
+    char **relay_restr, **rcpt_restr;
+    size_t nrelay_restr, nrcpt_restr;
+    bool reject_unlisted;
+    int unknown_local_code;
+    struct matchlist *mydestination, *relay_domains, *mynetworks;
+    struct matchlist *bare_lf_excl, *event_excl;
+    struct local_rcpt *local_rcpt;
+    int incoming_fd;
+};
+
+extern struct smtpd_conf smtpd_conf;
+
+/* session.c */
+void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen);
+void session_stop_all(void);
+size_t session_count(void);
+void session_close(struct session *s);          /* flush, then close */
+void session_kill(struct session *s, const char *why);
+void session_resume(struct session *s);         /* after a wait ended */
+void session_count_verb(struct session *s, enum smtpd_verb v, int code);
+void session_reset_transaction(struct session *s);
+void session_bare_lf(struct session *s);
+bool session_authenticated(const struct session *s);
+const char *session_protocol(const struct session *s);
+
+/* reply.c */
+void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void reply_raw(struct session *s, const char *text);
+bool reply_is_error(int code);
+
+/* cmd.c: the command handlers; each returns its reply code */
+int cmd_helo(struct session *s, const char *arg);
+int cmd_ehlo(struct session *s, const char *arg);
+int cmd_mail(struct session *s, const char *arg);
+int cmd_rcpt(struct session *s, const char *arg);
+int cmd_rset(struct session *s, const char *arg);
+int cmd_noop(struct session *s, const char *arg);
+int cmd_vrfy(struct session *s, const char *arg);
+int cmd_help(struct session *s, const char *arg);
+int cmd_quit(struct session *s, const char *arg);
+/* reject_rcpt - reply to RCPT and log it as Postfix ("NOQUEUE: reject: RCPT from ...") */
+int reject_rcpt(struct session *s, const char *rcpt, int code, const char *enh,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* data.c */
+int cmd_data(struct session *s, const char *arg);
+int cmd_bdat(struct session *s, const char *arg);
+/* data_input - consume content input at p[0..n); returns bytes used */
+size_t data_input(struct session *s, const char *p, size_t n);
+void data_abort(struct session *s);
+
+/* policy.c: 0 to accept the recipient, else the code of the reply it sent */
+int policy_rcpt(struct session *s, const char *rcpt, const char *domain, const char *local);
+
+/* received.c */
+void received_header(struct session *s, struct buf *out, const char *rcpt);
+void rfc5322_date(struct buf *out, time_t when);
+
+/* smtpd.c: per-client connection counts */
+unsigned smtpd_client_conn_add(const char *addr);
+void smtpd_client_conn_del(const char *addr);
+
+#endif
