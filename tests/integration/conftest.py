@@ -1,0 +1,330 @@
+"""conftest.py - a real posta instance per test, always cleaned up
+
+Each test that asks for `inst` (configured, not started) or `posta`
+(started) gets its own instance made by scripts/mkinstance.sh in the
+test's tmp_path, listening on a free port of 127.0.0.1, logging to
+DIR/maillog. The binaries come from $POSTA_BUILD (build/ by default;
+build-san/ for the sanitizer run).
+
+Cleanup (fixture finalizer, whatever the test did): `posta stop`, then
+kill -9 every process of the instance still alive. Processes are known by
+PID *and* start time (from /proc), collected from the master PID file and
+the master's descendants every time the test looks at them, so a reused
+PID is never killed. No pkill, no killall.
+
+DIAGNOSTICS: after cleanup the test fails (as a teardown error) when a
+daemon crashed, panicked or was stopped by a sanitizer: ASan/UBSan reports
+are written to DIR/sanitizer/ (ASAN_OPTIONS/UBSAN_OPTIONS log_path, leak
+checking off: the unit tests cover leaks) and quoted in the failure, and
+the maillog is searched for panics and unexpected child deaths.
+
+SECURITY: run as root (CI) the daemons drop to "nobody": the folders above
+tmp_path are made traversable (0711, not listable) for that.
+"""
+
+import json
+import os
+import re
+import signal
+import smtplib
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import helpers
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("POSTA_BUILD", str(REPO / "build"))).resolve()
+POSTA = BUILD / "bin" / "posta"
+MKINSTANCE = REPO / "scripts" / "mkinstance.sh"
+
+START_TIMEOUT = 30.0      # seconds for `posta start` + first banner
+STOP_TIMEOUT = 30.0
+CMD_TIMEOUT = 60.0
+# Daemon deaths that a test did not cause on purpose (SIGKILL and SIGTERM
+# are the tests' and master's own): a sanitizer abort, a panic, a crash.
+LOG_PROBLEM = re.compile(
+    r"panic: |AddressSanitizer|runtime error:|killed by signal (?!9\b|15\b)\d+"
+    r"|warning: process \S+ pid \d+ exit status [1-9]")
+TRAVERSE_MODE = 0o711
+LOG_MODE = 0o666
+PARAM_LINE = r"^[ \t]*{}[ \t]*="
+
+
+def free_port():
+    """free_port - a TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_traversable(path):
+    """make_traversable - let mail_owner reach path (root runs only)."""
+    if os.getuid() != 0:
+        return
+    p = Path(path)
+    while p != p.parent:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        if mode & 0o001 == 0:
+            os.chmod(p, mode | TRAVERSE_MODE)
+        p = p.parent
+
+
+class Instance:
+    """Instance - one posta instance in a folder, and ways to drive it."""
+
+    def __init__(self, root, port):
+        self.root = Path(root)
+        self.port = port
+        self.etc = self.root / "etc"
+        self.spool = self.root / "spool"
+        self.main_cf = self.etc / "main.cf"
+        self.master_cf = self.etc / "master.cf"
+        self.aliases = self.etc / "aliases"
+        self.maillog = self.root / "maillog"
+        self.known = {}       # pid -> starttime of every process we saw
+        self.last = None      # CompletedProcess of the last posta command
+        self.san_dir = self.root / "sanitizer"
+
+    # ---- configuration ------------------------------------------------
+    def set_param(self, name, value):
+        """set_param - make main.cf say "name = value" (replace or append)."""
+        text = self.main_cf.read_text()
+        lines = text.split("\n")
+        pat = re.compile(PARAM_LINE.format(re.escape(name)))
+        out = []
+        done = False
+        skipping = False
+        for line in lines:
+            if skipping and line[:1] in (" ", "\t") and line.strip():
+                continue            # continuation of the replaced value
+            skipping = False
+            if pat.match(line):
+                if not done:
+                    out.append("%s = %s" % (name, value))
+                    done = True
+                skipping = True
+                continue
+            out.append(line)
+        if not done:
+            if out and out[-1] == "":
+                out.pop()
+            out.append("%s = %s" % (name, value))
+            out.append("")
+        self.main_cf.write_text("\n".join(out))
+
+    def param_line(self, name):
+        """param_line - 1-based line number of "name =" in main.cf."""
+        pat = re.compile(PARAM_LINE.format(re.escape(name)))
+        for i, line in enumerate(self.main_cf.read_text().split("\n"), 1):
+            if pat.match(line):
+                return i
+        raise AssertionError("%s not in main.cf" % name)
+
+    def add_alias(self, name, target):
+        """add_alias - append "name target" to the texthash aliases."""
+        with open(self.aliases, "a") as f:
+            f.write("%s %s\n" % (name, target))
+
+    # ---- commands ------------------------------------------------------
+    def posta(self, *args, timeout=CMD_TIMEOUT):
+        """posta - run `posta -c ETC args...`; the CompletedProcess (text)."""
+        cmd = [str(POSTA), "-c", str(self.etc)] + [str(a) for a in args]
+        self.last = subprocess.run(cmd, stdin=subprocess.DEVNULL, env=self.env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   timeout=timeout, text=True, errors="replace")
+        self.remember()
+        return self.last
+
+    def env(self):
+        """env - our environment, with sanitizer reports sent to files."""
+        env = dict(os.environ)
+        self.san_dir.mkdir(exist_ok=True)
+        os.chmod(self.san_dir, 0o777)
+        env["ASAN_OPTIONS"] = "log_path=%s/asan:abort_on_error=1:detect_leaks=0" % self.san_dir
+        env["UBSAN_OPTIONS"] = "log_path=%s/ubsan:print_stacktrace=1" % self.san_dir
+        return env
+
+    def problems(self):
+        """problems - sanitizer reports and daemon crashes seen in the log."""
+        out = []
+        if self.san_dir.is_dir():
+            for f in sorted(self.san_dir.iterdir()):
+                out.append("%s:\n%s" % (f.name, f.read_text(errors="replace")[:4000]))
+        out += [line for line in self.log().splitlines() if LOG_PROBLEM.search(line)]
+        return out
+
+    def start(self):
+        """start - `posta start`, then wait until a session gets its banner."""
+        r = self.posta("start")
+        assert r.returncode == 0, "posta start failed (%d): %s%s\nlog:\n%s" % (
+            r.returncode, r.stdout, r.stderr, self.log())
+        self.wait_ready()
+        return r
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """wait_ready - a new connection gets "220" within timeout."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                with helpers.RawSMTP(self.port, timeout=5) as c:
+                    code, text = c.reply()
+                    c.send(b"QUIT\r\n")
+                    if code == 220:
+                        self.remember()
+                        return
+                    last = (code, text)
+            except (OSError, helpers.SMTPProtocolError) as e:
+                last = e
+            time.sleep(0.1)
+        raise AssertionError("instance on port %d not ready: %r\nlog:\n%s" % (
+            self.port, last, self.log()))
+
+    def stop(self):
+        """stop - `posta stop`; the CompletedProcess."""
+        return self.posta("stop", timeout=STOP_TIMEOUT)
+
+    def reload(self):
+        """reload - `posta reload`; the CompletedProcess."""
+        return self.posta("reload")
+
+    def status(self):
+        """status - exit code of `posta status`."""
+        return self.posta("status").returncode
+
+    def queue_json(self):
+        """queue_json - `posta queue -j` parsed, one dict per message."""
+        r = self.posta("queue", "-j")
+        assert r.returncode == 0, "posta queue -j: %s" % r.stderr
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    # ---- processes -----------------------------------------------------
+    def master_pid(self):
+        """master_pid - the PID in spool/pid/master.pid, or None."""
+        try:
+            text = (self.spool / "pid" / "master.pid").read_text().strip()
+            return int(text.split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def remember(self):
+        """remember - record master + descendants (PID, start time); return them."""
+        pid = self.master_pid()
+        tree = helpers.proc_tree(pid) if pid else {}
+        self.known.update(tree)
+        return tree
+
+    def children(self):
+        """children - live child processes of the master: {pid: comm}."""
+        pid = self.master_pid()
+        if pid is None or helpers.proc_stat(pid) is None:
+            return {}
+        self.remember()
+        out = {}
+        for child in helpers.proc_children_map().get(pid, []):
+            st = helpers.proc_stat(child)
+            if st is not None:
+                out[child] = st[2]
+        return out
+
+    def alive(self):
+        """alive - the processes we know of that still run."""
+        return [p for p, t in self.known.items() if helpers.proc_alive(p, t)]
+
+    def kill9_all(self):
+        """kill9_all - SIGKILL every known live process of the instance."""
+        self.remember()
+        for pid in self.alive():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        helpers.wait_until(lambda: not self.alive(), 10)
+
+    def cleanup(self):
+        """cleanup - stop, then kill -9 what is left; never raises."""
+        self.remember()
+        try:
+            if self.alive():
+                self.posta("stop", timeout=STOP_TIMEOUT)
+                helpers.wait_until(lambda: not self.alive(), 10)
+        except Exception:
+            pass
+        self.kill9_all()
+
+    # ---- queue and log -------------------------------------------------
+    def queue_files(self, sub="incoming"):
+        """queue_files - names of the files in spool/SUB (sorted)."""
+        d = self.spool / sub
+        if not d.is_dir():
+            return []
+        return sorted(p.name for p in d.iterdir() if p.is_file())
+
+    def complete_files(self, sub="incoming"):
+        """complete_files - queue files marked complete (mode 0700)."""
+        d = self.spool / sub
+        return [n for n in self.queue_files(sub)
+                if stat.S_IMODE((d / n).stat().st_mode) == helpers.QFILE_MODE_DONE]
+
+    def qfile(self, qid, sub="incoming"):
+        """qfile - the parsed queue file of qid."""
+        return helpers.parse_qfile(self.spool / sub / qid)
+
+    def log(self):
+        """log - the maillog text so far ("" if none)."""
+        try:
+            return self.maillog.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # ---- clients -------------------------------------------------------
+    def smtp(self, source=None, timeout=helpers.REPLY_TIMEOUT):
+        """smtp - an smtplib.SMTP connected to the instance."""
+        kw = {"timeout": timeout}
+        if source is not None:
+            kw["source_address"] = (source, 0)
+        return smtplib.SMTP("127.0.0.1", self.port, **kw)
+
+    def raw(self, source=None):
+        """raw - a helpers.RawSMTP connected to the instance."""
+        return helpers.RawSMTP(self.port, source=source)
+
+
+def create_instance(root):
+    """create_instance - mkinstance.sh + test settings in root; not started."""
+    assert POSTA.is_file(), "no %s: build first (make), or set POSTA_BUILD" % POSTA
+    port = free_port()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    make_traversable(root.parent)
+    r = subprocess.run([str(MKINSTANCE), str(root), str(port), str(BUILD)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, "mkinstance.sh failed: %s" % r.stdout
+    inst = Instance(root, port)
+    inst.maillog.touch()
+    os.chmod(inst.maillog, LOG_MODE)
+    inst.set_param("maillog_file", str(inst.maillog))
+    return inst
+
+
+@pytest.fixture
+def inst(tmp_path):
+    """inst - a configured instance, not started; cleaned up afterwards."""
+    instance = create_instance(tmp_path / "inst")
+    yield instance
+    instance.cleanup()
+    problems = instance.problems()
+    assert not problems, "daemon failures during the test:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def posta(inst):
+    """posta - a started instance (deliberate errors answered at once)."""
+    inst.set_param("smtpd_error_sleep_time", "0s")
+    inst.start()
+    return inst
