@@ -234,9 +234,12 @@ static void data_committed(void *ctx, int err)
             msg_info("%s: message-id=%s", s->qid, s->msgid);
         session_count_verb(s, v, 250);
     } else {
+        /* qcommit has removed the file; the disk may be full or failing */
+        struct smtpd_result r = write_error(err);
+
         msg_warn("%s: queue file commit: %s", s->qid, strerror(err));
-        reply(s, 452, "4.3.1", "Insufficient system storage");
-        session_count_verb(s, v, 452);
+        reply(s, r.code, r.enh, "%s", r.text);
+        session_count_verb(s, v, r.code);
     }
     session_reset_transaction(s);
     session_resume(s);
@@ -346,8 +349,13 @@ int cmd_bdat(struct session *s, const char *arg)
     s->state = SS_CHUNK;
     return REPLY_LATER;
 syntax:
-    reply(s, 501, "5.5.4", "Syntax: BDAT count [LAST]");
-    return 501;
+    /*
+     * Without a valid count the chunk cannot be skipped: its bytes would
+     * be read as commands. Say so and hang up, as Postfix does.
+     */
+    reply(s, 521, "5.5.4", "Syntax: BDAT count [LAST]");
+    session_close(s);
+    return 521;
 }
 
 /* data_input - content bytes for DATA or the current BDAT chunk */

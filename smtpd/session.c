@@ -21,7 +21,8 @@
  * SECURITY: command lines are bounded by line_length_limit (a longer line
  * is discarded up to its end and answered 500); input is never buffered
  * beyond one line plus one read; output beyond SESSION_OUT_HIGH stops the
- * reading of more commands until the client reads its replies.
+ * handling and the reading of more commands until the client reads its
+ * replies, so a client that pipelines without reading costs bounded memory.
  */
 #include "util/sys.h"
 
@@ -80,6 +81,7 @@ static const char *const verb_log_names[V_COUNT] = {
 static const char *verb_names[V_UNKNOWN];
 static struct session *sessions;
 static size_t nsessions;
+static bool sessions_stopping;           /* SIGTERM: handle no more commands */
 
 static void session_event(int fd, unsigned events, void *ctx);
 static void session_after(struct session *s);
@@ -288,7 +290,7 @@ void session_close(struct session *s)
 /* session_check_errors - hard limit: 421 and close; soft limit: delay replies */
 static void session_check_errors(struct session *s, unsigned before)
 {
-    if (s->errors == before || s->closing)
+    if (s->errors == before || s->closing || s->dead)
         return;
     if (s->errors >= smtpd_conf.hard_errors) {
         msg_info("too many errors after %s from %s[%s]", s->last_cmd, s->name, s->addr);
@@ -306,8 +308,14 @@ static void session_command(struct session *s, char *line)
     const char *arg = "";
     int v = smtpcmd_split(line, verb_names, V_UNKNOWN, &arg);
     const struct verb *vb;
+    const char *why;
     int code;
 
+    if (line[strspn(line, " \t")] == 0) {
+        /* a blank line is no command at all (Postfix answers the same) */
+        reply(s, 500, "5.5.2", "Error: bad syntax");
+        return;
+    }
     if (v < 0) {
         s->last_cmd = "UNKNOWN";
         reply(s, 502, "5.5.2", "Error: command not recognized");
@@ -317,7 +325,12 @@ static void session_command(struct session *s, char *line)
     vb = &verbs[v];
     s->last_cmd = vb->name;
     if (!(vb->allowed & SS_BIT(s->state))) {
-        reply(s, 503, "5.5.1", "%s", vb->seq_err ? vb->seq_err : "Error: bad sequence of commands");
+        why = vb->seq_err ? vb->seq_err : "Error: bad sequence of commands";
+        if (s->state == SS_BDAT && v == V_MAIL)
+            why = "Error: MAIL after BDAT";
+        else if (s->state == SS_BDAT && v == V_RCPT)
+            why = "Error: RCPT after BDAT";
+        reply(s, 503, "5.5.1", "%s", why);
         code = 503;
     } else {
         code = vb->fn(s, arg);
@@ -344,6 +357,8 @@ static bool session_bare_lf_rejected(const struct session *s)
 /* session_process - handle all complete input that can be handled now */
 static void session_process(struct session *s)
 {
+    if (sessions_stopping)
+        return;
     while (!s->dead && !s->closing && s->wait == 0) {
         size_t avail = s->in.len - s->in_pos;
         char *p = s->in.data + s->in_pos;
@@ -351,14 +366,23 @@ static void session_process(struct session *s)
         size_t len;
         unsigned before;
 
+        if (s->out.len > SESSION_OUT_HIGH) {
+            /* a client that pipelines without reading: wait until it reads */
+            s->wait |= SW_OUTPUT;
+            break;
+        }
+
         if (s->state == SS_DATA || s->state == SS_CHUNK) {
             size_t used;
 
             if (avail == 0 && !(s->state == SS_CHUNK && s->chunk_left == 0))
                 break;
             /* data_input consumes input or changes state, wait or closing */
+            before = s->errors;
             used = data_input(s, p, avail);
             s->in_pos += used;
+            /* BDAT and end-of-data replies count toward the error limits too */
+            session_check_errors(s, before);
             continue;
         }
         if (avail == 0)
@@ -424,23 +448,30 @@ static void session_read(struct session *s)
     session_process(s);
 }
 
-/* session_after - flush unless sleeping, close when asked, pick events */
+/*
+ * session_after - flush unless sleeping; once the client has read enough
+ * of its replies, handle the rest of its pipelined input; close when
+ * asked; pick the events to wait for
+ */
 static void session_after(struct session *s)
 {
+    while (!s->dead) {
+        if (!(s->wait & SW_SLEEP) && s->out.len > 0 && !s->write_blocked) {
+            if (!session_flush(s))
+                return;
+        }
+        if (!(s->wait & SW_OUTPUT) || s->out.len > SESSION_OUT_HIGH)
+            break;
+        s->wait &= ~SW_OUTPUT;
+        session_process(s);     /* ends with the input, or above the mark again */
+    }
     if (s->dead)
         return;
-    if (!(s->wait & SW_SLEEP) && s->out.len > 0 && !s->write_blocked) {
-        if (!session_flush(s))
-            return;
-    }
     if (s->closing && s->out.len == 0) {
         session_kill(s, NULL);
         return;
     }
     session_update_events(s);
-    if (s->wait & SW_OUTPUT) {
-        /* nothing to do until the client reads */
-    }
 }
 
 /* session_enter - a callback starts using s */
@@ -465,12 +496,8 @@ static void session_event(int fd, unsigned events, void *ctx)
     session_enter(s);
     if ((events & EVENT_ERROR) && !(events & (EVENT_READ | EVENT_WRITE)))
         session_kill(s, "lost connection");
-    if (!s->dead && (events & EVENT_WRITE)) {
-        if (session_flush(s) && s->out.len <= SESSION_OUT_HIGH && (s->wait & SW_OUTPUT)) {
-            s->wait &= ~SW_OUTPUT;
-            session_process(s);
-        }
-    }
+    if (!s->dead && (events & EVENT_WRITE))
+        (void)session_flush(s);     /* session_after goes on with held input */
     if (!s->dead && (events & EVENT_READ) && s->wait == 0 && !s->closing)
         session_read(s);
     session_after(s);
@@ -601,6 +628,13 @@ void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen)
 /* session_stop_all - SIGTERM: 421 to every session, drop unfinished mail */
 void session_stop_all(void)
 {
+    /*
+     * Messages already handed to the group commit are made durable and
+     * answered 250 first (session_process is off, so no pipelined command
+     * starts a new one); what is left unfinished is then removed.
+     */
+    sessions_stopping = true;
+    qcommit_flush();
     while (sessions != NULL) {
         struct session *s = sessions;
 

@@ -162,7 +162,11 @@ static void dns_req_maybe_free(struct dns_req *r)
     free(r);
 }
 
-/* dns_finish - give the caller its answer (later, if we are still starting) */
+/*
+ * dns_finish - give the caller its answer (later, if we are still
+ * starting). It never frees r: every caller ends with dns_req_maybe_free,
+ * exactly once.
+ */
 static void dns_finish(struct dns_req *r, const char *name)
 {
     if (r->user_done || r->deliver)
@@ -176,7 +180,6 @@ static void dns_finish(struct dns_req *r, const char *name)
     r->user_done = true;
     event_timer_disarm(&r->timer);
     r->fn(r->ctx, name);
-    dns_req_maybe_free(r);
 }
 
 /* dns_req_timer - deadline passed, or a deferred answer is due */
@@ -185,12 +188,13 @@ static void dns_req_timer(void *ctx)
     struct dns_req *r = ctx;
 
     if (r->deliver) {
+        r->deliver = false;
         r->user_done = true;
         r->fn(r->ctx, r->answer);
-        dns_req_maybe_free(r);
-        return;
+    } else {
+        dns_finish(r, NULL);
     }
-    dns_finish(r, NULL);
+    dns_req_maybe_free(r);
 }
 
 /* dns_same_addr - does ai_addr hold the address we started from? */

@@ -21,7 +21,10 @@ struct fd_slot {
     void *ctx;
     unsigned events;
     bool used;
+    uint32_t gen;   /* bumped by event_add: tells a stale event from a reused fd */
 };
+
+#define EVENT_GEN_SHIFT 32
 
 struct deferred {
     event_fn fn;
@@ -66,6 +69,12 @@ static unsigned to_epoll(unsigned ev)
     return ((ev & EVENT_READ) ? EPOLLIN : 0) | ((ev & EVENT_WRITE) ? EPOLLOUT : 0);
 }
 
+/* event_tag - epoll user data: the fd and the generation of its slot */
+static uint64_t event_tag(int fd)
+{
+    return ((uint64_t)slots[fd].gen << EVENT_GEN_SHIFT) | (uint32_t)fd;
+}
+
 /* event_add - watch a file descriptor */
 void event_add(int fd, unsigned events, event_fd_fn fn, void *ctx, bool exclusive)
 {
@@ -84,10 +93,10 @@ void event_add(int fd, unsigned events, event_fd_fn fn, void *ctx, bool exclusiv
     }
     if (slots[fd].used)
         msg_panic("event_add: fd %d already watched", fd);
-    slots[fd] = (struct fd_slot){fn, ctx, events, true};
+    slots[fd] = (struct fd_slot){fn, ctx, events, true, slots[fd].gen + 1};
     memset(&ee, 0, sizeof(ee));
     ee.events = to_epoll(events) | (exclusive ? EPOLLEXCLUSIVE : 0);
-    ee.data.fd = fd;
+    ee.data.u64 = event_tag(fd);
     if (epoll_ctl(ep_fd, EPOLL_CTL_ADD, fd, &ee) < 0)
         msg_fatal("epoll_ctl ADD fd %d: %m", fd);
 }
@@ -104,7 +113,7 @@ void event_modify(int fd, unsigned events)
     slots[fd].events = events;
     memset(&ee, 0, sizeof(ee));
     ee.events = to_epoll(events);
-    ee.data.fd = fd;
+    ee.data.u64 = event_tag(fd);
     if (epoll_ctl(ep_fd, EPOLL_CTL_MOD, fd, &ee) < 0)
         msg_fatal("epoll_ctl MOD fd %d: %m", fd);
 }
@@ -286,11 +295,17 @@ void event_run_once(int max_ms)
         msg_fatal("epoll_wait: %m");
     now_ms = clock_ms();
     for (int i = 0; i < n; i++) {
-        int fd = evs[i].data.fd;
+        int fd = (int)(uint32_t)evs[i].data.u64;
+        uint32_t gen = (uint32_t)(evs[i].data.u64 >> EVENT_GEN_SHIFT);
         unsigned ev = 0;
 
-        if ((size_t)fd >= nslots || !slots[fd].used)
-            continue;   /* removed by an earlier callback in this batch */
+        /*
+         * Removed by an earlier callback in this batch - or removed,
+         * closed, and its number reused by a new descriptor (an accept):
+         * this event belongs to the old one.
+         */
+        if ((size_t)fd >= nslots || !slots[fd].used || slots[fd].gen != gen)
+            continue;
         if (evs[i].events & EPOLLIN)
             ev |= EVENT_READ;
         if (evs[i].events & EPOLLOUT)
