@@ -99,13 +99,21 @@ static void child_setup_fds(const struct mservice *svc)
 /* child_exec - in the child: clean signal state, fds, then exec */
 static void POSTA_NORETURN child_exec(const struct mservice *svc)
 {
-    sigset_t none;
+    sigset_t held;
 
-    sigemptyset(&none);
+    /*
+     * SIGTERM and SIGUSR1 stay blocked across exec: a stop or a drain that
+     * master sends before the skeleton has set up its signalfd stays
+     * pending and is handled by the event loop, instead of killing a child
+     * that is still starting (seen on reload under load).
+     */
+    sigemptyset(&held);
+    sigaddset(&held, SIGTERM);
+    sigaddset(&held, SIGUSR1);
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             (void)signal(sig, SIG_DFL);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)sigprocmask(SIG_SETMASK, &held, NULL);
     /* Only master talks to systemd. */
     (void)unsetenv("NOTIFY_SOCKET");
     child_setup_fds(svc);

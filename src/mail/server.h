@@ -18,6 +18,8 @@
  *            SIGUSR1  drain: stop accepting, finish live sessions, exit
  *                     (master sends this on reload so no session is cut);
  *            SIGHUP, SIGPIPE ignored.
+ *   master execs the child with SIGTERM and SIGUSR1 blocked, so one sent
+ *   while the child starts stays pending until the event loop takes it.
  *
  * SECURITY: privileges are dropped here (chroot, then setgid/initgroups/
  * setuid to mail_owner) after pre_jail and before any outside input.
