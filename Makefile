@@ -166,9 +166,9 @@ fuzz-run: fuzz
 check:
 	./scripts/deps.sh build test
 	$(MAKE) WERROR=1 all
-	$(MAKE) WERROR=1 test
-	$(MAKE) SAN=1 WERROR=1 test
 	$(MAKE) fuzz-run
+	$(MAKE) SAN=1 WERROR=1 test
+	$(MAKE) WERROR=1 test
 
 bench:
 	./scripts/deps.sh build bench
