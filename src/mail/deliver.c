@@ -1,0 +1,260 @@
+/*
+ * deliver.c - qmgr <-> delivery agent protocol: encode and strictly decode
+ *
+ * DIAGNOSTICS: decode errors are static text; the caller treats a
+ * malformed message as fatal for the connection (habit 9).
+ */
+#include "util/sys.h"
+
+#include <string.h>
+
+#include "mail/deliver.h"
+#include "mail/qid.h"
+#include "util/alloc.h"
+
+#define ARRIVAL_MAX 32503680000LL   /* year 3000 */
+
+/* deliver_request_encode - serialise a request */
+void deliver_request_encode(const struct deliver_request *r, struct buf *out)
+{
+    attr_put(out, "v", DELIVER_PROTO);
+    attr_put(out, "queue_name", r->queue_name);
+    attr_put(out, "queue_id", r->queue_id);
+    attr_put(out, "transport", r->transport);
+    attr_put(out, "nexthop", r->nexthop);
+    attr_put(out, "sender", r->sender);
+    attr_putf(out, "arrival", "%lld", r->arrival);
+    attr_put(out, "envid", r->envid);
+    attr_put(out, "ret", r->ret);
+    attr_put(out, "encoding", r->encoding);
+    attr_put(out, "smtputf8", r->smtputf8 ? "1" : "0");
+    attr_put(out, "client_name", r->client_name);
+    attr_put(out, "client_address", r->client_address);
+    attr_put(out, "helo_name", r->helo_name);
+    attr_put(out, "protocol", r->protocol);
+    attr_putf(out, "rcpt_count", "%zu", r->nrcpts);
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        const struct deliver_rcpt *rc = &r->rcpts[i];
+
+        attr_put(out, "address", rc->address);
+        attr_put(out, "orig", rc->orig ? rc->orig : rc->address);
+        attr_put(out, "orcpt", rc->orcpt);
+        attr_putf(out, "notify", "%u", rc->notify);
+        attr_putf(out, "offset", "%lld", rc->offset);
+    }
+    attr_end(out);
+}
+
+/* take - the next attribute, named name, copied; false if absent */
+static bool take(struct attr_msg *m, const char *name, char **out)
+{
+    const char *v = attr_next_named(m, name);
+
+    if (v == NULL)
+        return false;
+    *out = xstrdup(v);
+    return true;
+}
+
+/* deliver_request_decode - strict decode of a request */
+bool deliver_request_decode(struct attr_msg *m, struct deliver_request *r, const char **err)
+{
+    const char *v;
+    long long n;
+    char *flag = NULL;
+
+    memset(r, 0, sizeof(*r));
+    m->pos = 0;
+    v = attr_next_named(m, "v");
+    if (v == NULL || strcmp(v, DELIVER_PROTO) != 0) {
+        *err = "not a deliver/1 request";
+        return false;
+    }
+    if (!take(m, "queue_name", &r->queue_name) || !take(m, "queue_id", &r->queue_id)
+        || !take(m, "transport", &r->transport) || !take(m, "nexthop", &r->nexthop)
+        || !take(m, "sender", &r->sender)
+        || !attr_next_long(m, "arrival", 0, ARRIVAL_MAX, &r->arrival)
+        || !take(m, "envid", &r->envid) || !take(m, "ret", &r->ret)
+        || !take(m, "encoding", &r->encoding) || !take(m, "smtputf8", &flag)
+        || !take(m, "client_name", &r->client_name)
+        || !take(m, "client_address", &r->client_address)
+        || !take(m, "helo_name", &r->helo_name) || !take(m, "protocol", &r->protocol)
+        || !attr_next_long(m, "rcpt_count", 1, DELIVER_MAX_RCPTS, &n)) {
+        free(flag);
+        *err = "missing or malformed request attribute";
+        goto bad;
+    }
+    r->smtputf8 = strcmp(flag, "1") == 0;
+    if (!r->smtputf8 && strcmp(flag, "0") != 0) {
+        free(flag);
+        *err = "bad smtputf8 flag";
+        goto bad;
+    }
+    free(flag);
+    if (strcmp(r->queue_name, "active") != 0 || !qid_valid(r->queue_id)) {
+        *err = "bad queue name or queue ID";
+        goto bad;
+    }
+    r->rcpts = xcalloc((size_t)n, sizeof(*r->rcpts));
+    for (size_t i = 0; i < (size_t)n; i++) {
+        struct deliver_rcpt *rc = &r->rcpts[i];
+        long long notify;
+
+        r->nrcpts = i + 1;
+        if (!take(m, "address", &rc->address) || !take(m, "orig", &rc->orig)
+            || !take(m, "orcpt", &rc->orcpt)
+            || !attr_next_long(m, "notify", 0, 15, &notify)
+            || !attr_next_long(m, "offset", 1, (1LL << 62), &rc->offset)) {
+            *err = "missing or malformed recipient attribute";
+            goto bad;
+        }
+        rc->notify = (unsigned)notify;
+    }
+    if (attr_next(m) != NULL) {
+        *err = "unexpected attribute after the recipients";
+        goto bad;
+    }
+    return true;
+bad:
+    deliver_request_free(r);
+    return false;
+}
+
+/* deliver_request_free - release a decoded request */
+void deliver_request_free(struct deliver_request *r)
+{
+    free(r->queue_name);
+    free(r->queue_id);
+    free(r->transport);
+    free(r->nexthop);
+    free(r->sender);
+    free(r->envid);
+    free(r->ret);
+    free(r->encoding);
+    free(r->client_name);
+    free(r->client_address);
+    free(r->helo_name);
+    free(r->protocol);
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        free(r->rcpts[i].address);
+        free(r->rcpts[i].orig);
+        free(r->rcpts[i].orcpt);
+    }
+    free(r->rcpts);
+    memset(r, 0, sizeof(*r));
+}
+
+/* deliver_status_name - the word used on the wire and in logs */
+const char *deliver_status_name(enum deliver_status s)
+{
+    switch (s) {
+    case DELIVER_SENT:
+        return "sent";
+    case DELIVER_DEFERRED:
+        return "deferred";
+    case DELIVER_BOUNCED:
+        return "bounced";
+    }
+    return "?";
+}
+
+/* deliver_dsn_valid - an enhanced status code whose class fits the status */
+bool deliver_dsn_valid(const char *dsn, enum deliver_status status)
+{
+    static const char cls[] = {'2', '4', '5'};
+    const char *p = dsn;
+    int parts = 0;
+
+    if (dsn[0] != cls[status] || dsn[1] != '.')
+        return false;
+    p = dsn + 2;
+    for (parts = 0; parts < 2; parts++) {
+        int digits = 0;
+
+        while (*p >= '0' && *p <= '9' && digits < 3) {
+            p++;
+            digits++;
+        }
+        if (digits == 0)
+            return false;
+        if (parts == 0 && *p++ != '.')
+            return false;
+    }
+    return *p == 0;
+}
+
+/* deliver_reply_encode - serialise per-recipient results */
+void deliver_reply_encode(const struct deliver_result *res, size_t n, struct buf *out)
+{
+    attr_put(out, "v", DELIVER_PROTO);
+    attr_putf(out, "rcpt_count", "%zu", n);
+    for (size_t i = 0; i < n; i++) {
+        attr_put(out, "status", deliver_status_name(res[i].status));
+        attr_put(out, "dsn", res[i].dsn);
+        attr_put(out, "relay", res[i].relay);
+        attr_put(out, "text", res[i].text);
+    }
+    attr_end(out);
+}
+
+/* deliver_reply_decode - strict decode of exactly n results */
+bool deliver_reply_decode(struct attr_msg *m, struct deliver_result *res, size_t n,
+                          const char **err)
+{
+    const char *v;
+    long long count;
+
+    memset(res, 0, n * sizeof(*res));
+    m->pos = 0;
+    v = attr_next_named(m, "v");
+    if (v == NULL || strcmp(v, DELIVER_PROTO) != 0) {
+        *err = "not a deliver/1 reply";
+        return false;
+    }
+    if (!attr_next_long(m, "rcpt_count", 0, DELIVER_MAX_RCPTS, &count)
+        || (size_t)count != n) {
+        *err = "reply recipient count does not match the request";
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *st = attr_next_named(m, "status");
+        const char *dsn;
+
+        if (st == NULL)
+            goto bad_attr;
+        if (strcmp(st, "sent") == 0)
+            res[i].status = DELIVER_SENT;
+        else if (strcmp(st, "deferred") == 0)
+            res[i].status = DELIVER_DEFERRED;
+        else if (strcmp(st, "bounced") == 0)
+            res[i].status = DELIVER_BOUNCED;
+        else
+            goto bad_attr;
+        dsn = attr_next_named(m, "dsn");
+        if (dsn == NULL || strlen(dsn) >= sizeof(res[i].dsn)
+            || !deliver_dsn_valid(dsn, res[i].status))
+            goto bad_attr;
+        memcpy(res[i].dsn, dsn, strlen(dsn) + 1);
+        if (!take(m, "relay", &res[i].relay) || !take(m, "text", &res[i].text))
+            goto bad_attr;
+    }
+    if (attr_next(m) != NULL) {
+        *err = "unexpected attribute after the results";
+        goto bad;
+    }
+    return true;
+bad_attr:
+    *err = "missing or malformed result attribute";
+bad:
+    for (size_t i = 0; i < n; i++)
+        deliver_result_free(&res[i]);
+    return false;
+}
+
+/* deliver_result_free - release one result */
+void deliver_result_free(struct deliver_result *res)
+{
+    free(res->relay);
+    free(res->text);
+    res->relay = res->text = NULL;
+}
