@@ -12,7 +12,7 @@
 #include "mail/qid.h"
 #include "util/alloc.h"
 
-#define ARRIVAL_MAX 32503680000LL   /* year 3000 */
+#define TIME_US_MAX 32503680000000000LL   /* year 3000, in microseconds */
 
 /* deliver_request_encode - serialise a request */
 void deliver_request_encode(const struct deliver_request *r, struct buf *out)
@@ -23,7 +23,9 @@ void deliver_request_encode(const struct deliver_request *r, struct buf *out)
     attr_put(out, "transport", r->transport);
     attr_put(out, "nexthop", r->nexthop);
     attr_put(out, "sender", r->sender);
-    attr_putf(out, "arrival", "%lld", r->arrival);
+    attr_putf(out, "arrival_us", "%lld", r->arrival_us);
+    attr_putf(out, "active_us", "%lld", r->active_us);
+    attr_putf(out, "sent_us", "%lld", r->sent_us);
     attr_put(out, "envid", r->envid);
     attr_put(out, "ret", r->ret);
     attr_put(out, "encoding", r->encoding);
@@ -73,7 +75,9 @@ bool deliver_request_decode(struct attr_msg *m, struct deliver_request *r, const
     if (!take(m, "queue_name", &r->queue_name) || !take(m, "queue_id", &r->queue_id)
         || !take(m, "transport", &r->transport) || !take(m, "nexthop", &r->nexthop)
         || !take(m, "sender", &r->sender)
-        || !attr_next_long(m, "arrival", 0, ARRIVAL_MAX, &r->arrival)
+        || !attr_next_long(m, "arrival_us", 0, TIME_US_MAX, &r->arrival_us)
+        || !attr_next_long(m, "active_us", 0, TIME_US_MAX, &r->active_us)
+        || !attr_next_long(m, "sent_us", 0, TIME_US_MAX, &r->sent_us)
         || !take(m, "envid", &r->envid) || !take(m, "ret", &r->ret)
         || !take(m, "encoding", &r->encoding) || !take(m, "smtputf8", &flag)
         || !take(m, "client_name", &r->client_name)

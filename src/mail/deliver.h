@@ -10,7 +10,10 @@
  *   v=deliver/1
  *   queue_name=active          queue_id=ID (re-checked by the agent)
  *   transport=local            nexthop=DOMAIN-OR-TEXT
- *   sender=ADDR                arrival=SECONDS
+ *   sender=ADDR
+ *   arrival_us= active_us= sent_us=   microseconds since the epoch: when
+ *       the message arrived, entered the active queue, and this request
+ *       was sent (the agent logs delays=a/b/c/d from them)
  *   envid=TEXT                 ret=FULL|HDRS|""
  *   encoding=7bit|8bitmime|""  smtputf8=0|1
  *   client_name= client_address= helo_name= protocol=   (for logging)
@@ -52,7 +55,9 @@ struct deliver_request {
     char *transport;
     char *nexthop;
     char *sender;
-    long long arrival;
+    long long arrival_us;
+    long long active_us;
+    long long sent_us;
     char *envid;
     char *ret;
     char *encoding;
