@@ -61,6 +61,9 @@ DAEMONS := $(foreach d,master smtpd pickup qmgr local smtp,$(if $(wildcard $(d)/
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/libexec/%)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_BIN := $(BUILD)/bin/posta
+# User commands with a folder of their own (sendmail, postdrop) go to bin/.
+TOOLS     := $(foreach d,sendmail postdrop,$(if $(wildcard $(d)/*.c),$(d)))
+TOOL_BINS := $(TOOLS:%=$(BUILD)/bin/%)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -73,7 +76,7 @@ PYTEST := /usr/bin/python3 -m pytest
         deps deps-test bench clean format
 .DELETE_ON_ERROR:
 
-all: $(DAEMON_BINS) $(CLI_BIN)
+all: $(DAEMON_BINS) $(CLI_BIN) $(TOOL_BINS)
 
 # Compiled-in paths: regenerated only when a value changes.
 $(BUILD)/gen/posta_paths.h: FORCE
@@ -104,6 +107,10 @@ $(LIB): $(LIB_OBJ)
 pc := %
 .SECONDEXPANSION:
 $(BUILD)/libexec/%: $$(patsubst $$(pc).c,$(BUILD)/obj/$$(pc).o,$$(wildcard $$*/*.c)) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
+
+$(BUILD)/bin/%: $$(patsubst $$(pc).c,$(BUILD)/obj/$$(pc).o,$$(wildcard $$*/*.c)) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 
