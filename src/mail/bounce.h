@@ -9,9 +9,13 @@
  *
  * Rules (Postfix and RFC 3461/3464):
  *  - never a notice to the null sender: for a message whose sender is <>
- *    (a bounce) a failure notice goes to postmaster ("2bounce") with the
- *    sender double_bounce_sender; a message from double_bounce_sender
- *    itself is never bounced (logged and dropped);
+ *    (a bounce) a failure notice goes to 2bounce_notice_recipient
+ *    (postmaster) with the sender double_bounce_sender, as Postfix does
+ *    only when notify_classes includes 2bounce or bounce (Postfix's default
+ *    "resource, software" drops undeliverable bounces, logged here); that
+ *    postmaster copy covers every recipient whatever its NOTIFY and
+ *    returns the full message; a message from double_bounce_sender itself
+ *    is never bounced (logged and dropped);
  *  - failure notices unless the recipient said NOTIFY=NEVER or gave
  *    NOTIFY without FAILURE; success notices only for NOTIFY=SUCCESS;
  *    delay notices only for NOTIFY=DELAY or no NOTIFY (and only when
@@ -22,10 +26,14 @@
  *    Arrival-Date, then per recipient Final-Recipient, Original-Recipient
  *    from ORCPT, Action, Status, Diagnostic-Code / Remote-MTA when known),
  *    and the original as message/rfc822 (RET=FULL or none given) or
- *    text/rfc822-headers (RET=HDRS); From: MAILER-DAEMON@$myhostname
- *    ("Mail Delivery System"), Subject as Postfix ("Undelivered Mail
+ *    text/rfc822-headers (RET=HDRS, delay and success notices, and
+ *    messages over bounce_size_limit, default 50000); From:
+ *    MAILER-DAEMON@$myhostname ("Mail Delivery System"), Subject as Postfix ("Undelivered Mail
  *    Returned to Sender", "Delayed Mail (still being retried)",
- *    "Successful Mail Delivery Report"), Auto-Submitted: auto-replied.
+ *    "Successful Mail Delivery Report"; "Postmaster Copy: Undelivered
+ *    Mail" for the postmaster copy), Auto-Submitted: auto-replied.
+ * bounce.c's header comment describes the notice in detail; the golden
+ * files in tests/golden/bounce/ show one of each kind.
  */
 #ifndef POSTA_BOUNCE_H
 #define POSTA_BOUNCE_H
