@@ -1,7 +1,8 @@
 # posta - build, install, run and test.
 #
 #   make                 build everything into build/
-#   make install         install under PREFIX (DESTDIR honoured)
+#   make install         install under PREFIX (DESTDIR honoured); SENDMAIL=yes
+#                        also links sendmail, mailq and newaliases in sbin
 #   make run             install missing packages, build, start an instance
 #   make check           the full test suite (what CI runs)
 #   make test            unit + integration tests of the normal build only
@@ -114,6 +115,9 @@ $(BUILD)/bin/%: $$(patsubst $$(pc).c,$(BUILD)/obj/$$(pc).o,$$(wildcard $$*/*.c))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 
+# sendmail -bp and -bi run the same code as posta queue and posta alias.
+$(BUILD)/bin/sendmail: $(BUILD)/obj/cli/cmd_queue.o $(BUILD)/obj/cli/cmd_alias.o
+
 $(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
@@ -133,6 +137,19 @@ install: all
 	install -d $(DESTDIR)$(SBIN_DIR) $(DESTDIR)$(DAEMON_DIR) $(DESTDIR)$(CONFIG_DIR)
 	install -m 0755 $(CLI_BIN) $(DESTDIR)$(SBIN_DIR)/posta
 	install -m 0755 $(DAEMON_BINS) $(DESTDIR)$(DAEMON_DIR)/
+	install -m 0755 $(BUILD)/bin/sendmail $(DESTDIR)$(SBIN_DIR)/posta-sendmail
+	install -m 0755 $(BUILD)/bin/postdrop $(DESTDIR)$(SBIN_DIR)/postdrop
+	if [ "$$(id -u)" = 0 ] && getent group postdrop >/dev/null; then \
+	  chgrp postdrop $(DESTDIR)$(SBIN_DIR)/postdrop && chmod 2755 $(DESTDIR)$(SBIN_DIR)/postdrop; \
+	fi
+	if [ "$(SENDMAIL)" = yes ]; then \
+	  for n in sendmail mailq newaliases; do \
+	    t=$(DESTDIR)$(SBIN_DIR)/$$n; \
+	    if [ -e $$t ] && ! [ -L $$t -a "$$(readlink $$t)" = posta-sendmail ] && ! [ "$(FORCE_SENDMAIL)" = yes ]; then \
+	      echo "install: $$t exists (another MTA?); not replaced (FORCE_SENDMAIL=yes replaces it)" >&2; \
+	    else ln -sf posta-sendmail $$t; fi; \
+	  done; \
+	fi
 	for f in conf/main.cf conf/master.cf; do \
 	  t=$(DESTDIR)$(CONFIG_DIR)/$$(basename $$f); \
 	  [ -e $$t ] || install -m 0644 $$f $$t; \
@@ -140,7 +157,6 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|@SBIN_DIR@|$(SBIN_DIR)|g; s|@CONFIG_DIR@|$(CONFIG_DIR)|g' conf/posta.service \
 	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/posta.service
-	ln -sf posta $(DESTDIR)$(SBIN_DIR)/mailq
 	for m in man/*.[0-9]; do \
 	  s=$${m##*.}; install -d $(DESTDIR)$(MAN_DIR)/man$$s; \
 	  install -m 0644 $$m $(DESTDIR)$(MAN_DIR)/man$$s/; \

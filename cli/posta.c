@@ -30,6 +30,8 @@
 #include <time.h>
 
 #include "cmd_conf.h"
+#include "cmd_alias.h"
+#include "cmd_flush.h"
 #include "cmd_queue.h"
 #include "mail/config.h"
 #include "mail/mastercf.h"
@@ -63,7 +65,9 @@ static void POSTA_NORETURN usage(void)
             "  status     is the mail system running?\n"
             "  check      check main.cf and master.cf\n"
             "  conf       show main.cf parameters and master.cf services\n"
-            "  queue      list or manage the queue\n");
+            "  queue      list or manage the queue\n"
+            "  flush      retry deferred mail now\n"
+            "  alias      build the alias database (as newaliases)\n");
     exit(EXIT_USAGE);
 }
 
@@ -440,12 +444,67 @@ static int run_mailq(int argc, char **argv)
     return rc;
 }
 
+/* The commands that need the loaded configuration, with a common signature. */
+static int run_start(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_start(argc, argv, dir, cfg);
+}
+
+static int run_start_fg(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_start_fg(argc, argv, dir, cfg);
+}
+
+static int run_stop(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_stop(argc, argv, cfg, true);
+}
+
+static int run_abort(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_stop(argc, argv, cfg, false);
+}
+
+static int run_reload(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_reload(argc, argv, cfg);
+}
+
+static int run_status(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_status(argc, argv, cfg);
+}
+
+static int run_queue(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_queue(argc, argv, cfg);
+}
+
+static int run_flush(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_flush(argc, argv, cfg);
+}
+
+static int run_alias(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_alias(argc, argv, cfg);
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv, const char *config_dir, struct cfg *cfg);
+} commands[] = {
+    {"start", run_start},   {"start-fg", run_start_fg}, {"stop", run_stop},
+    {"abort", run_abort},   {"reload", run_reload},     {"status", run_status},
+    {"queue", run_queue},   {"flush", run_flush},       {"alias", run_alias},
+};
+
 /* main - dispatch one command */
 int main(int argc, char **argv)
 {
     const char *cli_dir = NULL, *config_dir, *command;
-    struct cfg *cfg;
-    int c, rc;
+    struct cfg *cfg = NULL;
+    int c, rc = EXIT_USAGE;
 
     log_open("posta", LOG_SINK_STDERR, NULL);
     (void)signal(SIGPIPE, SIG_DFL);
@@ -479,28 +538,17 @@ int main(int argc, char **argv)
     if (strcmp(command, "check") == 0)
         return cmd_check(argc, argv, config_dir);
 
-    if (strcmp(command, "start") != 0 && strcmp(command, "start-fg") != 0
-        && strcmp(command, "stop") != 0 && strcmp(command, "abort") != 0
-        && strcmp(command, "reload") != 0 && strcmp(command, "status") != 0
-        && strcmp(command, "queue") != 0) {
+    for (size_t i = 0; i < POSTA_ARRAY_LEN(commands); i++) {
+        if (strcmp(command, commands[i].name) == 0) {
+            cfg = cfg_load(config_dir);
+            rc = commands[i].fn(argc, argv, config_dir, cfg);
+            break;
+        }
+    }
+    if (cfg == NULL) {
         complain("unknown command: %s", command);
         usage();
     }
-    cfg = cfg_load(config_dir);
-    if (strcmp(command, "start") == 0)
-        rc = cmd_start(argc, argv, config_dir, cfg);
-    else if (strcmp(command, "start-fg") == 0)
-        rc = cmd_start_fg(argc, argv, config_dir, cfg);
-    else if (strcmp(command, "stop") == 0)
-        rc = cmd_stop(argc, argv, cfg, true);
-    else if (strcmp(command, "abort") == 0)
-        rc = cmd_stop(argc, argv, cfg, false);
-    else if (strcmp(command, "reload") == 0)
-        rc = cmd_reload(argc, argv, cfg);
-    else if (strcmp(command, "status") == 0)
-        rc = cmd_status(argc, argv, cfg);
-    else
-        rc = cmd_queue(argc, argv, cfg);
     cfg_free(cfg);
     return rc;
 }

@@ -30,7 +30,9 @@
 
 #include "mail/qcommit.h"
 #include "mail/qfile.h"
+#include "mail/trigger.h"
 #include "util/alloc.h"
+#include "util/event.h"
 #include "util/log.h"
 
 #include "smtpd.h"
@@ -221,6 +223,16 @@ int cmd_data(struct session *s, const char *arg)
     return REPLY_LATER;
 }
 
+/*
+ * data_trigger_qmgr - wake the queue manager once per group commit batch
+ * (deferred: every callback of the batch has run; event_defer dedups)
+ */
+static void data_trigger_qmgr(void *ctx)
+{
+    (void)ctx;
+    trigger_send(smtpd_conf.cfg, TRIGGER_QMGR, TRIGGER_SCAN);
+}
+
 /* data_committed - group commit callback: now the message exists, or not */
 static void data_committed(void *ctx, int err)
 {
@@ -230,6 +242,7 @@ static void data_committed(void *ctx, int err)
     s->wait &= ~SW_COMMIT;
     if (err == 0) {
         reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
+        event_defer(data_trigger_qmgr, NULL);
         if (s->msgid)
             msg_info("%s: message-id=%s", s->qid, s->msgid);
         session_count_verb(s, v, 250);

@@ -197,6 +197,7 @@ void deliver_reply_encode(const struct deliver_result *res, size_t n, struct buf
         attr_put(out, "dsn", res[i].dsn);
         attr_put(out, "relay", res[i].relay);
         attr_put(out, "text", res[i].text);
+        attr_put(out, "final", res[i].final);
     }
     attr_end(out);
 }
@@ -239,7 +240,8 @@ bool deliver_reply_decode(struct attr_msg *m, struct deliver_result *res, size_t
             || !deliver_dsn_valid(dsn, res[i].status))
             goto bad_attr;
         memcpy(res[i].dsn, dsn, strlen(dsn) + 1);
-        if (!take(m, "relay", &res[i].relay) || !take(m, "text", &res[i].text))
+        if (!take(m, "relay", &res[i].relay) || !take(m, "text", &res[i].text)
+            || !take(m, "final", &res[i].final))
             goto bad_attr;
     }
     if (attr_next(m) != NULL) {
@@ -260,5 +262,6 @@ void deliver_result_free(struct deliver_result *res)
 {
     free(res->relay);
     free(res->text);
-    res->relay = res->text = NULL;
+    free(res->final);
+    res->relay = res->text = res->final = NULL;
 }

@@ -27,6 +27,9 @@
  *     status=sent|deferred|bounced   dsn=X.Y.Z   relay=TEXT
  *     text=DIAGNOSTIC ("delivered to mailbox", "delivered to maildir",
  *          "Permission denied", "mailbox full", ...)
+ *     final=ADDR  the final recipient when it differs from the request's
+ *          address (an alias expanded to an unknown user), else ""; a DSN
+ *          names it in Final-Recipient
  * The agent never writes the queue file: qmgr records each result.
  */
 #ifndef POSTA_DELIVER_H
@@ -77,6 +80,7 @@ struct deliver_result {
     char dsn[16];       /* "2.0.0" */
     char *relay;        /* "local", "none", "host[addr]:port" */
     char *text;
+    char *final;        /* final recipient, NULL or "" = the request's address */
 };
 
 void deliver_request_encode(const struct deliver_request *r, struct buf *out);

@@ -46,6 +46,8 @@ static const struct spool_dir spool_dirs[] = {
     {"deferred", OWN_MAIL, 0700},
     {"hold", OWN_MAIL, 0700},
     {"corrupt", OWN_MAIL, 0700},
+    {"defer", OWN_MAIL, 0700},
+    {"bounce", OWN_MAIL, 0700},
     {"maildrop", OWN_MAIL_SETGID, 0730},
     {"public", OWN_MAIL_SETGID, 0710},
     {"private", OWN_MAIL, 0700},

@@ -2,7 +2,8 @@
  * spool.h - the queue directory: layout, owners, modes
  *
  * $queue_directory holds incoming/ active/ deferred/ hold/ corrupt/
- * (owner mail_owner, mode 0700), maildrop/ (mail_owner:setgid_group 0730, as Postfix),
+ * and the per-message logs defer/ and bounce/ (owner mail_owner, mode
+ * 0700), maildrop/ (mail_owner:setgid_group 0730, as Postfix),
  * public/ (mail_owner:setgid_group 0710), private/ (mail_owner 0700) and
  * pid/ (root 0755). In an unprivileged instance everything belongs to the
  * invoking user.

@@ -46,4 +46,15 @@ const char *dict_spec(const struct dict *d);
 const char *dict_type(const struct dict *d);
 void dict_close(struct dict *d);
 
+/*
+ * dict_db_build - write a Berkeley DB table ("hash" or "btree") as
+ * Postfix's postmap/postalias do: PATH.db with every key and value
+ * stored with its trailing NUL. The table is written to PATH.db.tmp and
+ * renamed over PATH.db, so readers see the old or the new table, never a
+ * half-written one. A key given twice keeps its first value (a warning
+ * names the duplicate). 0, or -1 with *err (malloc'ed) set.
+ */
+int dict_db_build(const char *type, const char *path, const char *const *keys,
+                  const char *const *values, size_t n, char **err);
+
 #endif

@@ -12,10 +12,14 @@
  * half-written; a lock not granted within DB_LOCK_WAIT_MS is a
  * temporary failure.
  *
+ * dict_db_build writes a whole table as postmap/postalias do (keys and
+ * values with their NUL) into NAME.db.tmp, syncs it and renames it over
+ * NAME.db: a reader sees either the old table or the new one.
+ *
  * DIAGNOSTICS: open errors say "open database FILE.db: reason"; lookup
  * errors are DICT_TEMPFAIL with a warning. Berkeley DB's own messages go
  * to verbose logging.
- * SECURITY: opened read-only; keys are passed to Berkeley DB as counted
+ * SECURITY: opened read-only for lookups; keys are passed to Berkeley DB as counted
  * byte strings.
  */
 #include "util/sys.h"
@@ -34,6 +38,8 @@
 #define DB_LOCK_WAIT_MS 2000       /* give up on a shared lock after this */
 #define DB_LOCK_STEP_NS 10000000L  /* 10 ms between lock attempts */
 #define NS_PER_MS 1000000L
+#define DB_TMP_SUFFIX ".db.tmp"
+#define DB_BUILD_MODE 0644
 
 struct dict_db {
     DB *db;
@@ -169,4 +175,99 @@ bool dict_db_open(struct dict *d, char **err)
     dict_watch(d, path, fd);
     free(path);
     return true;
+}
+
+/* db_put - store key and value, both with their trailing NUL; DB_KEYEXIST on a duplicate */
+static int db_put(DB *db, const char *key, const char *value)
+{
+    DBT k, v;
+    size_t klen = strlen(key) + 1, vlen = strlen(value) + 1;
+
+    if (klen > UINT32_MAX || vlen > UINT32_MAX)
+        return EFBIG;
+    memset(&k, 0, sizeof(k));
+    memset(&v, 0, sizeof(v));
+    k.data = (void *)key;
+    k.size = (u_int32_t)klen;
+    v.data = (void *)value;
+    v.size = (u_int32_t)vlen;
+    return db->put(db, NULL, &k, &v, DB_NOOVERWRITE);
+}
+
+/* dict_db_build - write PATH.db atomically from n key/value pairs */
+int dict_db_build(const char *type, const char *path, const char *const *keys,
+                  const char *const *values, size_t n, char **err)
+{
+    DBTYPE dbtype;
+    DB *db = NULL;
+    char *tmp, *final;
+    int rc, fd = -1;
+
+    if (strcmp(type, "hash") == 0)
+        dbtype = DB_HASH;
+    else if (strcmp(type, "btree") == 0)
+        dbtype = DB_BTREE;
+    else {
+        *err = xasprintf("unsupported database type \"%s\" (use hash or btree)", type);
+        return -1;
+    }
+    if (path[0] == 0) {
+        *err = xasprintf("%s: empty table name", type);
+        return -1;
+    }
+    tmp = xasprintf("%s%s", path, DB_TMP_SUFFIX);
+    final = xasprintf("%s%s", path, DB_SUFFIX);
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        *err = xasprintf("remove %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if ((rc = db_create(&db, NULL, 0)) != 0) {
+        *err = xasprintf("create database %s: db_create: %s", final, db_strerror(rc));
+        goto fail;
+    }
+    db->set_errcall(db, db_errcall);
+    if ((rc = db->open(db, NULL, tmp, NULL, dbtype, DB_CREATE | DB_EXCL, DB_BUILD_MODE)) != 0) {
+        *err = xasprintf("create database %s: %s", tmp, db_strerror(rc));
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = db_put(db, keys[i], values[i]);
+        if (rc == DB_KEYEXIST) {
+            msg_warn("%s: duplicate entry: \"%s\" (first value kept)", path, keys[i]);
+            continue;
+        }
+        if (rc != 0) {
+            *err = xasprintf("write database %s: %s", tmp, db_strerror(rc));
+            goto fail;
+        }
+    }
+    if ((rc = db->sync(db, 0)) != 0 || (rc = db->fd(db, &fd)) != 0) {
+        *err = xasprintf("write database %s: %s", tmp, db_strerror(rc));
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        *err = xasprintf("fsync %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    rc = db->close(db, 0);
+    db = NULL;
+    if (rc != 0) {
+        *err = xasprintf("close database %s: %s", tmp, db_strerror(rc));
+        goto fail;
+    }
+    if (rename(tmp, final) < 0) {
+        *err = xasprintf("rename %s to %s: %s", tmp, final, strerror(errno));
+        goto fail;
+    }
+    free(tmp);
+    free(final);
+    return 0;
+
+fail:
+    if (db != NULL)
+        db->close(db, 0);
+    (void)unlink(tmp);
+    free(tmp);
+    free(final);
+    return -1;
 }

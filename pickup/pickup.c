@@ -1,0 +1,423 @@
+/*
+ * pickup.c - move locally submitted mail from maildrop/ into the queue
+ *
+ * USAGE: started by master (see mail/server.h), as in master.cf
+ *     pickup unix n - n 60 1 pickup
+ * (socket public/pickup, one process, a wakeup every 60 seconds). A
+ * connection to the socket (postdrop's trigger, master's wakeup) makes
+ * pickup scan $queue_directory/maildrop; it also scans when it starts.
+ *
+ * For each file named by a queue ID, oldest first, pickup:
+ *   - opens it without following links and checks it: a regular file
+ *     with one link, complete (mode 0744 as postdrop leaves it), not
+ *     larger than message_size_limit plus the envelope maximum;
+ *   - parses it with the queue-file reader (every record checked) and
+ *     checks what postdrop writes: ATTR uid (once, equal to the file's
+ *     owner), full_name, rewrite only; no ORCPT, NOTIFY or DONE records;
+ *     the sender and each recipient valid (addr_parse_path) once
+ *     qualified with $myorigin;
+ *   - cleans the header (mail/cleanup.h: Received:, missing From:, Date:,
+ *     Message-ID:, bare addresses, -t recipients, Bcc: removed);
+ *   - writes a new queue file into incoming/ (fresh queue ID), makes it
+ *     durable (fdatasync, directory fsync), removes the maildrop file,
+ *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does.
+ * After a scan that queued mail, qmgr is triggered ('A').
+ *
+ * A file that fails a check is moved to corrupt/ (kept for the
+ * administrator, logged as a warning): the maildrop is written by
+ * untrusted users, so pickup never guesses. A message larger than
+ * message_size_limit (possible only when the limit was lowered after
+ * submission: postdrop refuses larger ones) also goes to corrupt/. A
+ * -t recipient with bad syntax is dropped with a warning; a message
+ * without any valid recipient goes to corrupt/. Unfinished files
+ * (tmp.QID) older than MAILDROP_STALE_SEC are removed.
+ *
+ * DIAGNOSTICS: warnings name the maildrop file and the reason. A write
+ * error on incoming/ leaves the maildrop file in place for the next scan.
+ * SECURITY: runs as mail_owner (unpriv column "-"); the directories are
+ * opened once before privileges are dropped; every maildrop file is
+ * treated as hostile input.
+ */
+#include "util/sys.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mail/addr.h"
+#include "mail/cleanup.h"
+#include "mail/config.h"
+#include "mail/qfile.h"
+#include "mail/qid.h"
+#include "mail/server.h"
+#include "mail/trigger.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define MAILDROP_MODE_DONE 0744
+#define MAILDROP_TMP_PREFIX "tmp."
+#define MAILDROP_STALE_SEC (24 * 60 * 60)
+#define TRIGGER_READ_MAX 64
+#define USEC_DIGITS 6
+
+static struct cfg *pk_cfg;
+static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1;
+static long long size_limit;
+static size_t header_limit;
+
+/* open_dir - $queue_directory/name as a directory descriptor */
+static int open_dir(struct cfg *cfg, const char *name)
+{
+    char *path = xasprintf("%s/%s", cfg_str(cfg, "queue_directory"), name);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0)
+        msg_fatal("open queue directory %s: %m", path);
+    free(path);
+    return fd;
+}
+
+/* to_corrupt - keep a bad maildrop file for the administrator */
+static void to_corrupt(const char *name, const char *why)
+{
+    msg_warn("maildrop/%s: %s: moved to corrupt/", name, why);
+    if (renameat(maildrop_fd, name, corrupt_fd, name) < 0) {
+        msg_warn("maildrop/%s: rename to corrupt/: %m; removing it", name);
+        if (unlinkat(maildrop_fd, name, 0) < 0)
+            msg_warn("maildrop/%s: remove: %m", name);
+    }
+}
+
+/* addr_valid - qualified address passes the SMTP path parser */
+static bool addr_valid(const char *addr)
+{
+    struct addr a;
+    size_t end, len = strlen(addr);
+    bool ok = addr_parse_path(addr, len, ADDR_LAX | ADDR_UTF8, &a, &end, NULL) == ADDR_OK &&
+              end == len;
+
+    addr_free(&a);
+    return ok;
+}
+
+/* str_cmp - qsort on strings */
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Parsed and checked maildrop envelope. */
+struct drop {
+    long long uid;
+    const char *full_name;
+    bool rewrite;
+    char *sender;          /* qualified */
+    char **rcpts;          /* qualified, sorted, unique */
+    size_t nrcpts;
+};
+
+/* check_attrs - uid/full_name/rewrite only; NULL or the reason */
+static const char *check_attrs(const struct qfile *q, const struct stat *st, struct drop *d)
+{
+    bool have_uid = false;
+
+    for (size_t i = 0; i < q->nattrs; i++) {
+        const struct qattr *a = &q->attrs[i];
+
+        if (strcmp(a->name, "uid") == 0 && !have_uid) {
+            char *end;
+            errno = 0;
+            d->uid = strtoll(a->value, &end, 10);
+            if (errno || *end || end == a->value || d->uid < 0)
+                return "bad uid attribute";
+            have_uid = true;
+        } else if (strcmp(a->name, "full_name") == 0 && d->full_name == NULL) {
+            d->full_name = a->value;
+        } else if (strcmp(a->name, "rewrite") == 0 && strcmp(a->value, "yes") == 0) {
+            d->rewrite = true;
+        } else {
+            return "unexpected attribute";
+        }
+    }
+    if (!have_uid)
+        return "no uid attribute";
+    if ((uid_t)d->uid != st->st_uid)
+        return "uid attribute does not match the file owner";
+    return NULL;
+}
+
+/* add_rcpt - append a qualified recipient */
+static void add_rcpt(struct drop *d, const char *addr)
+{
+    d->rcpts = xreallocarray(d->rcpts, d->nrcpts + 1, sizeof(char *));
+    d->rcpts[d->nrcpts++] = xstrdup(addr);
+}
+
+/* uniq_rcpts - sort and drop duplicates */
+static void uniq_rcpts(struct drop *d)
+{
+    size_t out = 0;
+
+    if (d->nrcpts == 0)
+        return;
+    qsort(d->rcpts, d->nrcpts, sizeof(char *), str_cmp);
+    for (size_t i = 0; i < d->nrcpts; i++) {
+        if (out > 0 && strcmp(d->rcpts[out - 1], d->rcpts[i]) == 0)
+            free(d->rcpts[i]);
+        else
+            d->rcpts[out++] = d->rcpts[i];
+    }
+    d->nrcpts = out;
+}
+
+/* drop_free - release the envelope */
+static void drop_free(struct drop *d)
+{
+    free(d->sender);
+    for (size_t i = 0; i < d->nrcpts; i++)
+        free(d->rcpts[i]);
+    free(d->rcpts);
+}
+
+/* write_queue_file - the cleaned message into incoming/qid, durable; false on error */
+static bool write_queue_file(const struct qfile *q, const struct drop *d,
+                             const struct buf *msg, const char *qid)
+{
+    struct qfile_writer *w = qfw_create(incoming_fd, qid);
+
+    if (w == NULL) {
+        msg_warn("create incoming/%s: %m", qid);
+        return false;
+    }
+    qfw_recordf(w, QREC_TIME, "%lld.%0*ld", q->arrival_sec, USEC_DIGITS, q->arrival_usec);
+    qfw_recordf(w, QREC_ATTR, "log_ident=%s", qid);
+    qfw_recordf(w, QREC_ATTR, "rewrite_context=local");
+    qfw_recordf(w, QREC_ATTR, "uid=%lld", d->uid);
+    qfw_record(w, QREC_SENDER, d->sender, strlen(d->sender));
+    for (size_t i = 0; i < d->nrcpts; i++)
+        qfw_record(w, QREC_RCPT, d->rcpts[i], strlen(d->rcpts[i]));
+    qfw_record(w, QREC_MESSAGE, "", 0);
+    qfw_content(w, buf_str(msg), msg->len);
+    if (qfw_finish(w) < 0 || fdatasync(qfw_fd(w)) < 0 || fsync(incoming_fd) < 0) {
+        errno = qfw_error(w) ? qfw_error(w) : errno;
+        msg_warn("%s: write queue file: %m", qid);
+        qfw_abort(w);
+        return false;
+    }
+    qfw_close(w);
+    return true;
+}
+
+/* pickup_file - one maildrop file; true if a message was queued */
+static bool pickup_file(const char *name)
+{
+    struct drop d;
+    struct stat st;
+    struct qfile *q;
+    struct buf content = BUF_INIT;
+    struct cleanup_out co;
+    char *err = NULL, qid[QID_MAX];
+    const char *why;
+    bool queued = false;
+    int fd = openat(maildrop_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+    memset(&d, 0, sizeof(d));
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EINTR)
+            msg_warn("maildrop/%s: open: %m (will retry)", name);
+        else if (errno != ENOENT)
+            to_corrupt(name, strerror(errno));
+        return false;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        (st.st_mode & 07777) != MAILDROP_MODE_DONE) {
+        close(fd);
+        to_corrupt(name, "not a complete maildrop file (type, links or mode)");
+        return false;
+    }
+    if (size_limit > 0 && st.st_size > size_limit + (off_t)QFILE_ENVELOPE_MAX) {
+        close(fd);
+        to_corrupt(name, "file larger than message_size_limit");
+        return false;
+    }
+    if ((q = qfile_parse_fd(fd, name, &err)) == NULL) {
+        struct buf b = BUF_INIT;
+        buf_printf(&b, "malformed: %s", err ? err : "?");
+        to_corrupt(name, buf_str(&b));
+        buf_free(&b);
+        free(err);
+        return false;
+    }
+    if ((why = check_attrs(q, &st, &d)) != NULL)
+        goto bad;
+    for (size_t i = 0; i < q->nrcpts; i++)
+        if (q->rcpts[i].done || q->rcpts[i].orcpt || q->rcpts[i].notify) {
+            why = "unexpected recipient record";
+            goto bad;
+        }
+    if (size_limit > 0 && q->content_length > (uint64_t)size_limit) {
+        why = "message larger than message_size_limit";
+        goto bad;
+    }
+    const char *origin = cfg_str(pk_cfg, "myorigin");
+    d.sender = cleanup_qualify(q->sender, origin);
+    if (d.sender[0] && !addr_valid(d.sender)) {
+        why = "bad sender address syntax";
+        goto bad;
+    }
+    for (size_t i = 0; i < q->nrcpts; i++) {
+        char *r = cleanup_qualify(q->rcpts[i].addr, origin);
+        bool ok = addr_valid(r);
+        if (ok)
+            add_rcpt(&d, r);
+        free(r);
+        if (!ok) {
+            why = "bad recipient address syntax";
+            goto bad;
+        }
+    }
+    if (qfile_read_content(q, &content) < 0) {
+        msg_warn("maildrop/%s: read: %m (will retry)", name);
+        goto out;
+    }
+    qid_new(qid);
+    struct cleanup_info ci = {qid, (time_t)q->arrival_sec, cfg_str(pk_cfg, "myhostname"),
+                              origin, d.uid, d.sender, d.full_name, d.rewrite, header_limit};
+    cleanup_out_init(&co, 0);
+    if (cleanup_local(&ci, buf_str(&content), content.len, &co) < 0) {
+        cleanup_out_free(&co);
+        why = "message too large after clean-up";
+        goto bad;
+    }
+    for (size_t i = 0; i < co.nrcpts; i++) {
+        if (addr_valid(co.rcpts[i]))
+            add_rcpt(&d, co.rcpts[i]);
+        else
+            msg_warn("maildrop/%s: header recipient \"%s\": bad address syntax: dropped",
+                     name, co.rcpts[i]);
+    }
+    uniq_rcpts(&d);
+    if (d.nrcpts == 0) {
+        cleanup_out_free(&co);
+        why = "no recipients";
+        goto bad;
+    }
+    if (write_queue_file(q, &d, &co.msg, qid)) {
+        msg_info("%s: uid=%lld from=<%s>", qid, d.uid, q->sender);
+        if (unlinkat(maildrop_fd, name, 0) < 0)
+            msg_warn("maildrop/%s: remove: %m", name);
+        queued = true;
+    }
+    cleanup_out_free(&co);
+    goto out;
+
+bad:
+    to_corrupt(name, why);
+out:
+    qfile_close(q);
+    buf_free(&content);
+    drop_free(&d);
+    return queued;
+}
+
+/* remove_stale - an unfinished or foreign file older than a day */
+static void remove_stale(const char *name)
+{
+    struct stat st;
+
+    if (fstatat(maildrop_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    if (time(NULL) - st.st_mtime < MAILDROP_STALE_SEC)
+        return;
+    msg_warn("maildrop/%s: removing %s file", name,
+             strncmp(name, MAILDROP_TMP_PREFIX, strlen(MAILDROP_TMP_PREFIX)) == 0
+                 ? "abandoned unfinished" : "unknown");
+    if (unlinkat(maildrop_fd, name, 0) < 0)
+        msg_warn("maildrop/%s: remove: %m", name);
+}
+
+/* scan - every maildrop file, oldest (smallest queue ID) first */
+static void scan(void)
+{
+    int fd = openat(maildrop_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char **names = NULL;
+    size_t n = 0, queued = 0;
+    struct dirent *de;
+    DIR *dir;
+
+    if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+        msg_warn("open maildrop directory: %m");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (!qid_valid(de->d_name)) {
+            remove_stale(de->d_name);
+            continue;
+        }
+        names = xreallocarray(names, n + 1, sizeof(char *));
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(dir);
+    if (n > 0)
+        qsort(names, n, sizeof(char *), str_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (server_draining())
+            break;
+        queued += pickup_file(names[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (queued > 0)
+        trigger_send(pk_cfg, TRIGGER_QMGR, TRIGGER_SCAN);
+}
+
+/* pickup_accept - a trigger: read the request byte(s), close, scan */
+static void pickup_accept(struct server_ctx *ctx, int fd, const struct sockaddr *peer,
+                          socklen_t peerlen, const struct sockaddr *local, socklen_t locallen)
+{
+    char req[TRIGGER_READ_MAX];
+
+    /* the byte's value does not matter: every trigger means "scan" */
+    if (read(fd, req, sizeof(req)) < 0 && errno != EAGAIN)
+        msg_verbose("read trigger: %m");
+    close(fd);
+    scan();
+}
+
+/* pickup_pre_jail - open the directories while we still can */
+static void pickup_pre_jail(struct server_ctx *ctx)
+{
+    maildrop_fd = open_dir(ctx->cfg, "maildrop");
+    incoming_fd = open_dir(ctx->cfg, "incoming");
+    corrupt_fd = open_dir(ctx->cfg, "corrupt");
+}
+
+/* pickup_post_jail - settings, then the scan at start */
+static void pickup_post_jail(struct server_ctx *ctx)
+{
+    pk_cfg = ctx->cfg;
+    size_limit = cfg_int(pk_cfg, "message_size_limit");
+    header_limit = (size_t)cfg_int(pk_cfg, "header_size_limit");
+    scan();
+}
+
+/* main - the skeleton runs pickup */
+int main(int argc, char **argv)
+{
+    static const struct event_server_hooks hooks = {
+        .program = "pickup",
+        .pre_jail = pickup_pre_jail,
+        .post_jail = pickup_post_jail,
+        .accept = pickup_accept,
+    };
+
+    return event_server_main(argc, argv, &hooks);
+}
