@@ -38,7 +38,8 @@
  *   2. message/delivery-status: per-message fields in RFC 3464 order
  *      (Original-Envelope-Id, Reporting-MTA, Arrival-Date, then the
  *      X-Posta-Queue-ID and X-Posta-Sender extensions); per recipient
- *      Original-Recipient (ORCPT only), Final-Recipient, Action, Status,
+ *      Original-Recipient (ORCPT, else the original address when an alias
+ *      changed it), Final-Recipient, Action, Status,
  *      Remote-MTA, Diagnostic-Code ("smtp;" when a remote MTA said it,
  *      else "X-Posta;"), Last-Attempt-Date, Will-Retry-Until (delay
  *      notices);
@@ -600,6 +601,13 @@ static void status_part(struct notice *nt, struct buf *b)
         if (r->orcpt != NULL && *r->orcpt && strchr(r->orcpt, ';') != NULL) {
             s = clean_text(r->orcpt, DIAG_TEXT_MAX);
             status_field(b, "Original-Recipient", s);
+            free(s);
+        } else if (r->orig != NULL && *r->orig && strcasecmp(r->orig, r->address) != 0) {
+            /* No ORCPT, but an alias changed the address: name the original. */
+            s = clean_text(r->orig, DIAG_TEXT_MAX);
+            buf_reset(&v);
+            buf_printf(&v, "rfc822; %s", s);
+            status_field(b, "Original-Recipient", buf_str(&v));
             free(s);
         }
         s = clean_text(r->address, DIAG_TEXT_MAX);
