@@ -6,8 +6,10 @@
  * /dev/null on stdin and stdout, master's stderr, an empty signal mask and
  * default signal dispositions, and the argv built by master_conf.c.
  *
- * A child that exits is restarted at once, unless it keeps dying soon
- * after it starts: after MASTER_THROTTLE_COUNT such exits in a row the
+ * A child that exits is restarted at once, unless it keeps failing on its
+ * own (a non-zero exit status or a crash; not a clean exit, not a kill
+ * from outside) soon after it starts: after MASTER_THROTTLE_COUNT such
+ * exits in a row the
  * service is throttled for service_throttle_time before the next try, so
  * a broken program or configuration does not make master spin.
  *
@@ -248,6 +250,24 @@ static void log_exit(const struct mchild *c, int status)
                  WTERMSIG(status));
 }
 
+/*
+ * failed_by_itself - the child failed on its own: a non-zero exit status
+ * (a fatal error) or a crash. A clean exit, or a kill from outside
+ * (SIGKILL, SIGTERM, SIGINT, SIGHUP: an admin or a test), says nothing
+ * about the program or its configuration and never leads to throttling.
+ */
+static bool failed_by_itself(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) != 0;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+
+        return sig != SIGKILL && sig != SIGTERM && sig != SIGINT && sig != SIGHUP;
+    }
+    return false;
+}
+
 /* child_gone - bookkeeping for one reaped child; restart or throttle */
 static void child_gone(struct mchild *c, int status)
 {
@@ -259,7 +279,7 @@ static void child_gone(struct mchild *c, int status)
     if (svc == NULL || stopping)
         return;
     svc->running--;
-    if (lived < MASTER_FAST_EXIT_MS)
+    if (lived < MASTER_FAST_EXIT_MS && failed_by_itself(status))
         svc->fast_exits++;
     else
         svc->fast_exits = 0;
