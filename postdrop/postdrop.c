@@ -24,8 +24,9 @@
  * TIME, ATTR uid=UID (the real user ID: never taken from the request),
  * ATTR full_name=..., ATTR rewrite=yes (for T), SENDER, RCPT..., MESSAGE,
  * CONTENT..., END; made durable (fsync), made readable for pickup (mode
- * 0744, owner the user) and renamed to maildrop/QID; the directory is
- * fsynced, then pickup is woken. Only then does postdrop exit 0.
+ * 0744, owner the user) and renamed to maildrop/QID; the rename is made
+ * durable with syncfs (the 0730 directory cannot be opened for fsync by
+ * postdrop's group), then pickup is woken. Only then does postdrop exit 0.
  *
  * DIAGNOSTICS: "postdrop: ..." on stderr; the exit status follows
  * sysexits(3): EX_USAGE bad usage or request, EX_DATAERR message larger
@@ -262,7 +263,12 @@ int main(int argc, char **argv)
         usage();
     cfg = cfg_load(checked_config_dir(cli_dir));
     dir = xasprintf("%s/%s", cfg_str(cfg, "queue_directory"), MAILDROP_DIR);
-    maildrop_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /*
+     * maildrop/ is mode 0730 as in Postfix: postdrop's group may create
+     * files there but not list or open the directory, so it is reached
+     * with O_PATH (enough for the *at() calls).
+     */
+    maildrop_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (maildrop_fd < 0)
         msg_fatal_status(EX_TEMPFAIL, "open maildrop directory %s: %m", dir);
     qid_new(qid);
@@ -281,8 +287,9 @@ int main(int argc, char **argv)
     if (renameat(maildrop_fd, tmp_name, maildrop_fd, qid) < 0)
         msg_fatal_status(EX_TEMPFAIL, "rename %s/%s to %s: %m", dir, tmp_name, qid);
     file_live = 0;
-    if (fsync(maildrop_fd) < 0)
-        msg_fatal_status(EX_TEMPFAIL, "fsync directory %s: %m", dir);
+    /* The directory cannot be opened for fsync: syncfs makes the rename durable. */
+    if (syncfs(qfw_fd(w)) < 0)
+        msg_fatal_status(EX_TEMPFAIL, "sync the file system of %s: %m", dir);
     qfw_close(w);
     msg_verbose("queued %s/%s", dir, qid);
     trigger_send(cfg, TRIGGER_PICKUP, TRIGGER_WAKEUP);
