@@ -11,7 +11,17 @@
  * object per message and line with postqueue's field names. Files still
  * being written (mode 0600, see mail/qfile.h) are skipped, as are names
  * that are not queue IDs; within a queue, messages are listed oldest
- * first. Delivery delay reasons are not shown yet (there is no defer log).
+ * first.
+ *
+ * Why a recipient waits comes from qmgr's defer log, defer/QUEUEID, lines
+ * "recipient<TAB>dsn<TAB>reason" appended per attempt (the last line for a
+ * recipient is its current reason). As postqueue: -p prints each distinct
+ * reason once, "(reason)" right-aligned in 76 columns (or flush left when
+ * longer), followed by the recipients it applies to, recipients without a
+ * reason last (after "(reason unavailable)" when others had one); -j adds
+ * "delay_reason" to the recipients that have one. Only the last
+ * DEFER_READ_MAX bytes of a log are read; a missing, unreadable or
+ * malformed log just means no reasons.
  *
  * DIAGNOSTICS
  *   A corrupt queue file is reported on stderr and skipped. A queue
@@ -25,6 +35,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -47,6 +59,11 @@
 #define EMPTY_SENDER "MAILER-DAEMON"
 #define KBYTE 1024
 #define JSON_CONTROL_MAX 0x1f
+#define DEFER_DIR "defer"
+#define DEFER_READ_MAX ((size_t)1 << 20) /* of a defer log's tail */
+#define DEFER_CHUNK 8192
+#define REASON_WIDTH 76        /* postqueue right-aligns "(reason)" to this */
+#define REASON_UNAVAILABLE "reason unavailable"
 
 enum queue_mode { MODE_LIST, MODE_JSON };
 
@@ -64,6 +81,7 @@ static const struct queue_dir queue_dirs[] = {
 
 struct listing {
     enum queue_mode mode;
+    int deferfd;                /* $queue_directory/defer, or -1 */
     unsigned long count;
     unsigned long long bytes;   /* queue file sizes, for the summary */
     int status;
@@ -118,11 +136,161 @@ static void arrival_text(long long sec, char *out, size_t len)
         snprintf(out, len, "??");
 }
 
+/* defer_entry - one parsed defer log line (pointers into the log text) */
+struct defer_entry {
+    const char *addr;
+    const char *reason;
+    size_t line;        /* position in the log: later lines win */
+};
+
+/* delay_reasons - the current reason of each recipient of one message */
+struct delay_reasons {
+    struct buf text;            /* the defer log tail, split in place */
+    const char **reason;        /* per recipient of the qfile, or NULL */
+};
+
+/* defer_entry_cmp - qsort/bsearch: by address, then by log position */
+static int defer_entry_cmp(const void *a, const void *b)
+{
+    const struct defer_entry *x = a, *y = b;
+    int c = strcmp(x->addr, y->addr);
+
+    if (c != 0)
+        return c;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* defer_addr_cmp - bsearch: key address against an entry */
+static int defer_addr_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct defer_entry *)elem)->addr);
+}
+
+/* defer_read_tail - the last DEFER_READ_MAX bytes of defer/QID; -1 if none */
+static int defer_read_tail(int deferfd, const char *qid, struct buf *text)
+{
+    char chunk[DEFER_CHUNK];
+    struct stat st;
+    ssize_t n;
+    int fd;
+
+    if (deferfd < 0)
+        return -1;
+    fd = openat(deferfd, qid, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    /* the current reasons are at the end: skip what is older */
+    if ((unsigned long long)st.st_size > DEFER_READ_MAX
+        && lseek(fd, st.st_size - (off_t)DEFER_READ_MAX, SEEK_SET) < 0) {
+        close(fd);
+        return -1;
+    }
+    buf_init(text, DEFER_READ_MAX);
+    while (text->len < DEFER_READ_MAX) {
+        size_t want = DEFER_READ_MAX - text->len;
+
+        n = read(fd, chunk, want < sizeof(chunk) ? want : sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || buf_append(text, chunk, (size_t)n) < 0)
+            break;
+    }
+    close(fd);
+    if ((unsigned long long)st.st_size > DEFER_READ_MAX) {
+        /* began mid-line: drop that partial first line */
+        const char *nl = memchr(text->data ? text->data : "", '\n', text->len);
+
+        buf_consume(text, nl ? (size_t)(nl - text->data) + 1 : text->len);
+    }
+    return 0;
+}
+
+/* delay_reasons_load - match q's pending recipients with their last reason */
+static void delay_reasons_load(struct delay_reasons *dr, int deferfd, const struct qfile *q)
+{
+    struct defer_entry *ent = NULL;
+    size_t nent = 0, cap = 0;
+    char *line, *next;
+
+    dr->text = (struct buf)BUF_INIT;
+    dr->reason = xcalloc(q->nrcpts ? q->nrcpts : 1, sizeof(*dr->reason));
+    if (q->nrcpts == 0 || defer_read_tail(deferfd, q->qid, &dr->text) < 0
+        || dr->text.len == 0)
+        return;
+    for (line = dr->text.data; line < dr->text.data + dr->text.len; line = next) {
+        char *end = memchr(line, '\n', (size_t)(dr->text.data + dr->text.len - line));
+        char *dsn, *reason;
+
+        if (end == NULL)
+            break;      /* a torn last line, being written right now */
+        *end = 0;
+        next = end + 1;
+        if (strlen(line) != (size_t)(end - line))
+            continue;   /* a NUL inside: not a line qmgr wrote */
+        if ((dsn = strchr(line, '\t')) == NULL || (reason = strchr(dsn + 1, '\t')) == NULL)
+            continue;
+        *dsn = 0;
+        reason++;
+        if (*reason == 0)
+            continue;
+        if (nent == cap) {
+            cap = cap ? 2 * cap : 16;
+            ent = xreallocarray(ent, cap, sizeof(*ent));
+        }
+        ent[nent].addr = line;
+        ent[nent].reason = reason;
+        ent[nent].line = nent;
+        nent++;
+    }
+    if (nent > 1)
+        qsort(ent, nent, sizeof(*ent), defer_entry_cmp);
+    for (size_t i = 0; i < q->nrcpts; i++) {
+        const struct defer_entry *e;
+        size_t k;
+
+        if (q->rcpts[i].done || nent == 0)
+            continue;
+        e = bsearch(q->rcpts[i].addr, ent, nent, sizeof(*ent), defer_addr_cmp);
+        if (e == NULL)
+            continue;
+        /* the last line for this address: step past equal addresses */
+        for (k = (size_t)(e - ent); k + 1 < nent && strcmp(ent[k + 1].addr, e->addr) == 0; k++)
+            ;
+        dr->reason[i] = ent[k].reason;
+    }
+    free(ent);
+}
+
+/* delay_reasons_free - release what delay_reasons_load built */
+static void delay_reasons_free(struct delay_reasons *dr)
+{
+    buf_free(&dr->text);
+    free(dr->reason);
+    dr->reason = NULL;
+}
+
+/* show_reason - a "(reason)" line, right-aligned as postqueue does */
+static void show_reason(struct buf *b, const char *reason)
+{
+    const char *text = printable(b, reason);
+    size_t len = strlen(text);
+    int pad = len < REASON_WIDTH ? REASON_WIDTH - (int)len : 0;
+
+    printf("%*s(%s)\n", pad, "", text);
+}
+
 /* show_list - one message in postqueue -p form */
 static void show_list(struct listing *l, const struct queue_dir *qd, struct qfile *q)
 {
     char id[QID_MAX + 2], size[32], when[64];
     struct buf b = BUF_INIT;
+    struct delay_reasons dr;
+    bool *shown;
+    bool any_reason = false;
 
     if (l->count == 0)
         printf(LINE_FORMAT, COL_ID, "----Queue ID-----", COL_SIZE, "--Size--", COL_TIME,
@@ -134,17 +302,44 @@ static void show_list(struct listing *l, const struct queue_dir *qd, struct qfil
     arrival_text(q->arrival_sec, when, sizeof(when));
     printf(LINE_FORMAT, COL_ID, id, COL_SIZE, size, COL_TIME, when,
            *q->sender ? printable(&b, q->sender) : EMPTY_SENDER);
-    for (size_t i = 0; i < q->nrcpts; i++)
-        if (!q->rcpts[i].done)
+    delay_reasons_load(&dr, l->deferfd, q);
+    shown = xcalloc(q->nrcpts ? q->nrcpts : 1, sizeof(*shown));
+    /* each distinct reason once, then the recipients it applies to */
+    for (size_t i = 0; i < q->nrcpts; i++) {
+        if (q->rcpts[i].done || shown[i] || dr.reason[i] == NULL)
+            continue;
+        show_reason(&b, dr.reason[i]);
+        any_reason = true;
+        for (size_t j = i; j < q->nrcpts; j++) {
+            if (q->rcpts[j].done || shown[j] || dr.reason[j] == NULL
+                || strcmp(dr.reason[j], dr.reason[i]) != 0)
+                continue;
             printf(LINE_FORMAT, COL_ID, "", COL_SIZE, "", COL_TIME, "",
-                   printable(&b, q->rcpts[i].addr));
+                   printable(&b, q->rcpts[j].addr));
+            shown[j] = true;
+        }
+    }
+    /* then those without one */
+    for (size_t i = 0; i < q->nrcpts; i++) {
+        if (q->rcpts[i].done || shown[i])
+            continue;
+        if (any_reason) {
+            show_reason(&b, REASON_UNAVAILABLE);
+            any_reason = false;
+        }
+        printf(LINE_FORMAT, COL_ID, "", COL_SIZE, "", COL_TIME, "",
+               printable(&b, q->rcpts[i].addr));
+    }
+    free(shown);
+    delay_reasons_free(&dr);
     buf_free(&b);
 }
 
 /* show_json - one message as a postqueue -j object */
-static void show_json(const struct queue_dir *qd, struct qfile *q)
+static void show_json(struct listing *l, const struct queue_dir *qd, struct qfile *q)
 {
     struct buf b = BUF_INIT;
+    struct delay_reasons dr;
     bool first = true;
 
     buf_puts(&b, "{\"queue_name\": ");
@@ -156,16 +351,22 @@ static void show_json(const struct queue_dir *qd, struct qfile *q)
     buf_puts(&b, ", \"sender\": ");
     json_string(&b, q->sender);
     buf_puts(&b, ", \"recipients\": [");
+    delay_reasons_load(&dr, l->deferfd, q);
     for (size_t i = 0; i < q->nrcpts; i++) {
         if (q->rcpts[i].done)
             continue;
         buf_puts(&b, first ? "{\"address\": " : ", {\"address\": ");
         json_string(&b, q->rcpts[i].addr);
+        if (dr.reason[i] != NULL) {
+            buf_puts(&b, ", \"delay_reason\": ");
+            json_string(&b, dr.reason[i]);
+        }
         buf_putc(&b, '}');
         first = false;
     }
     buf_puts(&b, "]}\n");
     fwrite(b.data, 1, b.len, stdout);
+    delay_reasons_free(&dr);
     buf_free(&b);
 }
 
@@ -220,7 +421,7 @@ static void scan_queue(struct listing *l, int topfd, const char *top, const stru
                     msg_warn("%s/%s/%s: %s", top, qd->name, names[i], err);
             } else {
                 if (l->mode == MODE_JSON)
-                    show_json(qd, q);
+                    show_json(l, qd, q);
                 else
                     show_list(l, qd, q);
                 l->count++;
@@ -239,7 +440,7 @@ static void scan_queue(struct listing *l, int topfd, const char *top, const stru
 int cmd_queue(int argc, char **argv, struct cfg *cfg)
 {
     const char *cmd = argc > 0 && argv[0] ? argv[0] : "queue";
-    struct listing l = {MODE_LIST, 0, 0, EXIT_QUEUE_OK};
+    struct listing l = {MODE_LIST, -1, 0, 0, EXIT_QUEUE_OK};
     const char *top;
     int topfd;
 
@@ -257,8 +458,12 @@ int cmd_queue(int argc, char **argv, struct cfg *cfg)
         msg_warn("open queue directory %s: %m", top);
         return EXIT_QUEUE_ERROR;
     }
+    /* no defer logs (missing, or not ours to read): no reasons, no error */
+    l.deferfd = openat(topfd, DEFER_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     for (size_t i = 0; i < POSTA_ARRAY_LEN(queue_dirs); i++)
         scan_queue(&l, topfd, top, &queue_dirs[i]);
+    if (l.deferfd >= 0)
+        close(l.deferfd);
     close(topfd);
     if (l.mode == MODE_LIST) {
         if (l.count == 0)
