@@ -1,29 +1,41 @@
 #!/bin/bash
-# bench/run.sh - Postfix and posta side by side, receiving with smtp-source
+# bench/run.sh - Postfix and posta side by side: receiving, then delivering
 #
 #   bench/run.sh            (as root; `make bench` builds first)
 #
-# For each session count (1, 10, 50) smtp-source sends BENCH_MESSAGES
-# (10,000) messages of 4 KiB to a Postfix instance and then to a posta
-# instance, both on 127.0.0.1, and the wall time gives messages/s.
-#   Postfix: a private instance in a temporary folder (own config, queue
-#     and data directories), smtpd on 127.0.0.1 only, everything else as
-#     stock, the queue fsync'd as always, every message discarded
-#     (default_transport = local_transport = discard).
-#   posta: an instance made by scripts/mkinstance.sh. posta does not
-#     deliver yet, so its messages stay in incoming/; the script empties
-#     incoming/ between runs (not timed).
-# Environment: BENCH_MESSAGES (10000), BENCH_SESSIONS ("1 10 50"),
-# BENCH_SIZE (4096), POSTA_BUILD (./build), BENCH_TMPDIR (/tmp: where
-# both instances live; keep it on the disk you want to measure),
-# BENCH_KEEP=1 keeps the temporary folder.
+# Two tables (BENCH_MODE = receive, deliver, or all, the default):
+#
+# receive: for each session count (1, 10, 50) smtp-source sends
+#   BENCH_MESSAGES (10,000) messages of 4 KiB to a Postfix instance and then
+#   to a posta instance, both on 127.0.0.1, and the wall time of the
+#   smtp-source run gives messages/s. Both servers discard the mail
+#   (default_transport = local_transport = discard), so this measures
+#   receiving: the 250 reply means the message is on disk (fsync).
+#   A posta built without qmgr keeps its messages in incoming/; the
+#   script then empties incoming/ between runs (not timed).
+# deliver: the same messages go to one test user (created for the run,
+#   removed at the end) and are delivered by local into ~/Maildir
+#   (home_mailbox = Maildir/, mydestination = localhost); a run is timed
+#   from the start of smtp-source until the last message is in
+#   Maildir/new/. Both servers fsync the queue and the delivered file as
+#   they always do. Maildir/new/ is emptied between runs (not timed).
+#
+# Both instances live in a temporary folder (own configuration, queue and
+# data): Postfix with smtpd on 127.0.0.1 only and the other services as
+# in the stock master.cf; posta made by scripts/mkinstance.sh.
+# Environment: BENCH_MODE (all), BENCH_MESSAGES (10000), BENCH_SESSIONS
+# ("1 10 50"), BENCH_SIZE (4096), POSTA_BUILD (./build), BENCH_TMPDIR
+# (/tmp: where both instances live; keep it on the disk you want to
+# measure), BENCH_KEEP=1 keeps the temporary folder.
 #
 # DIAGNOSTICS: exit 1 when an instance does not start or a run fails;
-# the logs of both instances are printed then. Every wait is bounded and
-# cleanup stops both instances and kills what remains by PID.
+# the logs of the instance are printed then. Every wait is bounded and
+# cleanup stops both instances, kills what remains by PID and removes
+# the test user.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+mode=${BENCH_MODE:-all}
 messages=${BENCH_MESSAGES:-10000}
 sessions_list=${BENCH_SESSIONS:-1 10 50}
 size=${BENCH_SIZE:-4096}
@@ -33,6 +45,9 @@ rcpt=root@localhost
 start_wait=30      # seconds for an instance to answer
 drain_wait=600     # seconds for Postfix to empty its queue between runs
 run_timeout=1800   # seconds for one smtp-source run
+deliver_wait=1800  # seconds for the last message to reach Maildir/new
+stop_wait=30       # seconds for an instance to stop
+poll=0.05          # seconds between two looks at Maildir/new
 
 die() {
     echo "bench: $*" >&2
@@ -45,6 +60,10 @@ for tool in /usr/sbin/smtp-source /usr/sbin/postfix /usr/sbin/postconf; do
 done
 [ -x "$build/bin/posta" ] || die "no $build/bin/posta: run make first"
 case "$messages" in '' | *[!0-9]*) die "BENCH_MESSAGES must be a number" ;; esac
+case "$mode" in
+receive | deliver | all) ;;
+*) die "BENCH_MODE must be receive, deliver or all" ;;
+esac
 for s in $sessions_list; do
     case "$s" in '' | *[!0-9]*) die "BENCH_SESSIONS must be numbers" ;; esac
 done
@@ -91,6 +110,7 @@ master_pid() {
 
 pf_pids=""
 po_pids=""
+bench_user=""
 cleanup() {
     set +e
     pf_pids="$pf_pids $(pid_tree "$(master_pid "$pf_queue/pid/master.pid")")"
@@ -105,6 +125,9 @@ cleanup() {
     for pid in $pf_pids $po_pids; do
         [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null
     done
+    if [ -n "$bench_user" ] && id "$bench_user" >/dev/null 2>&1; then
+        userdel -r "$bench_user" >/dev/null 2>&1
+    fi
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "bench: kept $work"
     else
@@ -136,8 +159,8 @@ EOF
 pf_port=$(free_port)
 mkdir -p "$pf_etc" "$pf_queue" "$pf/data"
 chown postfix "$pf/data"
-cat >"$pf_etc/main.cf" <<EOF
-# Postfix instance of the posta benchmark: accept, queue (fsync), discard.
+cat >"$pf/main.cf.base" <<EOF
+# Postfix instance of the posta benchmark.
 compatibility_level = 3.6
 config_directory = $pf_etc
 queue_directory = $pf_queue
@@ -159,7 +182,6 @@ mynetworks = 127.0.0.0/8
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 default_transport = discard
-local_transport = discard
 relay_transport = discard
 alias_maps =
 alias_database =
@@ -178,12 +200,26 @@ awk -v listen="127.0.0.1:$pf_port" '
         $5 = "n"
         print
     }' /etc/postfix/master.cf >"$pf_etc/master.cf"
-/usr/sbin/postfix -c "$pf_etc" check >"$work/postfix-check.log" 2>&1 ||
-    { cat "$work/postfix-check.log" >&2; die "postfix check failed"; }
-/usr/sbin/postfix -c "$pf_etc" start >"$work/postfix-start.log" 2>&1 ||
-    { cat "$work/postfix-start.log" "$pf/maillog" >&2 2>/dev/null; die "postfix start failed"; }
-wait_banner "$pf_port" || { cat "$pf/maillog" >&2; die "Postfix does not answer on $pf_port"; }
-pf_pids=$(pid_tree "$(master_pid "$pf_queue/pid/master.pid")")
+
+# pf_start MODE - write main.cf for MODE (receive: discard; deliver: local
+# into Maildir), start Postfix, wait for its banner
+pf_start() {
+    {
+        cat "$pf/main.cf.base"
+        if [ "$1" = deliver ]; then
+            echo "local_transport = local"
+            echo "home_mailbox = Maildir/"
+        else
+            echo "local_transport = discard"
+        fi
+    } >"$pf_etc/main.cf"
+    /usr/sbin/postfix -c "$pf_etc" check >"$work/postfix-check.log" 2>&1 ||
+        { cat "$work/postfix-check.log" >&2; die "postfix check failed"; }
+    /usr/sbin/postfix -c "$pf_etc" start >"$work/postfix-start.log" 2>&1 ||
+        { cat "$work/postfix-start.log" "$pf/maillog" >&2 2>/dev/null; die "postfix start failed"; }
+    wait_banner "$pf_port" || { cat "$pf/maillog" >&2; die "Postfix does not answer on $pf_port"; }
+    pf_pids="$pf_pids $(pid_tree "$(master_pid "$pf_queue/pid/master.pid")")"
+}
 
 # ---- posta instance -------------------------------------------------------
 po_port=$(free_port)
@@ -191,10 +227,56 @@ po_port=$(free_port)
 touch "$po/maillog"
 chmod 0666 "$po/maillog"
 sed -i "s|^maillog_file *=.*|maillog_file = $po/maillog|" "$po/etc/main.cf"
-"$build/bin/posta" -c "$po/etc" start >"$work/posta-start.log" 2>&1 ||
-    { cat "$work/posta-start.log" "$po/maillog" >&2; die "posta start failed"; }
-wait_banner "$po_port" || { cat "$po/maillog" >&2; die "posta does not answer on $po_port"; }
-po_pids=$(pid_tree "$(master_pid "$po/spool/pid/master.pid")")
+cp "$po/etc/main.cf" "$po/main.cf.base"
+# A posta built without qmgr and local cannot deliver: keep it receiving
+# only (its master.cf then must not name the missing programs).
+po_delivers=no
+if [ -x "$build/libexec/qmgr" ] && [ -x "$build/libexec/local" ]; then
+    po_delivers=yes
+    grep -q '^qmgr[[:space:]]' "$po/etc/master.cf" ||
+        echo "qmgr                unix  n       -       n       300     1       qmgr" >>"$po/etc/master.cf"
+    grep -q '^local[[:space:]]' "$po/etc/master.cf" ||
+        echo "local               unix  -       n       n       -       -       local" >>"$po/etc/master.cf"
+else
+    sed -i '/^\(qmgr\|local\|pickup\)[[:space:]]/d' "$po/etc/master.cf"
+fi
+
+# po_start MODE - main.cf for MODE (receive: discard when posta has a
+# qmgr; deliver: local into Maildir), start posta, wait for its banner
+po_start() {
+    {
+        cat "$po/main.cf.base"
+        if [ "$1" = deliver ]; then
+            echo "home_mailbox = Maildir/"
+        elif [ "$po_delivers" = yes ]; then
+            echo "local_transport = discard"
+            echo "default_transport = discard"
+            echo "relay_transport = discard"
+        fi
+    } >"$po/etc/main.cf"
+    "$build/bin/posta" -c "$po/etc" start >"$work/posta-start.log" 2>&1 ||
+        { cat "$work/posta-start.log" "$po/maillog" >&2; die "posta start failed"; }
+    wait_banner "$po_port" || { cat "$po/maillog" >&2; die "posta does not answer on $po_port"; }
+    po_pids="$po_pids $(pid_tree "$(master_pid "$po/spool/pid/master.pid")")"
+}
+
+# stop_instance NAME PIDFILE CMD... - CMD stop, bounded wait, kill -9 leftovers
+stop_instance() {
+    local name=$1 pidfile=$2 i pids
+    shift 2
+    pids=$(pid_tree "$(master_pid "$pidfile")")
+    timeout "$stop_wait" "$@" stop >/dev/null 2>&1 || echo "bench: $name stop failed" >&2
+    for ((i = 0; i < stop_wait * 10; i++)); do
+        local left=""
+        for pid in $pids; do [ -d "/proc/$pid" ] && left="$left $pid"; done
+        [ -z "$left" ] && return 0
+        sleep 0.1
+    done
+    for pid in $pids; do [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null; done
+    return 0
+}
+pf_stop() { stop_instance Postfix "$pf_queue/pid/master.pid" /usr/sbin/postfix -c "$pf_etc"; }
+po_stop() { stop_instance posta "$po/spool/pid/master.pid" "$build/bin/posta" -c "$po/etc"; }
 
 # pf_queue_count - messages still in Postfix's queue
 pf_queue_count() {
@@ -202,61 +284,178 @@ pf_queue_count() {
         "$pf_queue/maildrop" -type f 2>/dev/null | wc -l
 }
 
-# pf_drain - wait (bounded) until Postfix has discarded everything
-pf_drain() {
-    local i
+# po_queue_count - messages still in posta's queue
+po_queue_count() {
+    find "$po/spool/incoming" "$po/spool/active" "$po/spool/deferred" \
+        -type f 2>/dev/null | wc -l
+}
+
+# drain NAME COUNTER - wait (bounded) until COUNTER says the queue is empty
+drain() {
+    local name=$1 counter=$2 i
     for ((i = 0; i < drain_wait * 10; i++)); do
-        [ "$(pf_queue_count)" -eq 0 ] && return 0
+        [ "$($counter)" -eq 0 ] && return 0
         sleep 0.1
     done
-    echo "bench: warning: Postfix queue not empty after ${drain_wait}s" >&2
+    echo "bench: warning: $name queue not empty after ${drain_wait}s" >&2
 }
 
-# po_clear - empty posta's incoming/ (no delivery yet)
+# po_clear - empty posta's incoming/ (a posta without qmgr only)
 po_clear() {
-    find "$po/spool/incoming" -type f -delete
+    find "$po/spool/incoming" -type f -delete 2>/dev/null || true
 }
 
-# run_source PORT SESSIONS - messages/s of one smtp-source run (stdout)
-run_source() {
-    local port=$1 sessions=$2 t0 t1 log=$work/source-$1-$2.log
+# source_run PORT SESSIONS RCPT LOG - run smtp-source (bounded)
+source_run() {
+    timeout "$run_timeout" /usr/sbin/smtp-source -s "$2" -m "$messages" \
+        -l "$size" -f "$sender" -t "$3" "127.0.0.1:$1" >"$4" 2>&1 ||
+        { cat "$4" >&2; return 1; }
+}
+
+# rate NS - messages/s for $messages messages in NS nanoseconds
+rate() {
+    awk -v n="$messages" -v ns="$1" 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'
+}
+
+# receive_run PORT SESSIONS - messages/s of one smtp-source run (stdout)
+receive_run() {
+    local t0 t1
     t0=$(date +%s%N)
-    if ! timeout "$run_timeout" /usr/sbin/smtp-source -s "$sessions" -m "$messages" \
-        -l "$size" -f "$sender" -t "$rcpt" "127.0.0.1:$port" >"$log" 2>&1; then
-        cat "$log" >&2
-        return 1
-    fi
+    source_run "$1" "$2" "$rcpt" "$work/source-$1-$2.log" || return 1
     t1=$(date +%s%N)
-    awk -v n="$messages" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'
+    rate $((t1 - t0))
+}
+
+# count_new DIR - files in DIR (a Maildir's new/)
+count_new() {
+    find "$1" -maxdepth 1 -type f -printf . 2>/dev/null | wc -c
+}
+
+# deliver_run PORT SESSIONS - messages/s until all are in Maildir/new (stdout)
+deliver_run() {
+    local port=$1 sessions=$2 t0 t1 n=0 deadline
+    t0=$(date +%s%N)
+    source_run "$port" "$sessions" "$bench_user@localhost" \
+        "$work/deliver-$port-$sessions.log" || return 1
+    deadline=$(($(date +%s) + deliver_wait))
+    while :; do
+        n=$(count_new "$maildir/new")
+        [ "$n" -ge "$messages" ] && break
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "bench: only $n of $messages messages delivered after ${deliver_wait}s" >&2
+            return 1
+        fi
+        sleep "$poll"
+    done
+    t1=$(date +%s%N)
+    [ "$n" -eq "$messages" ] ||
+        echo "bench: warning: $n files in Maildir/new for $messages messages" >&2
+    rate $((t1 - t0))
+}
+
+# clear_maildir - empty the test user's Maildir (not timed)
+clear_maildir() {
+    find "$maildir/new" "$maildir/cur" "$maildir/tmp" -type f -delete 2>/dev/null || true
+}
+
+# print_table TITLE RESULT... - "sessions postfix posta ratio" rows
+print_table() {
+    local title=$1 r
+    shift
+    echo
+    echo "$title"
+    printf '%-10s %14s %14s %14s\n' sessions "postfix msg/s" "posta msg/s" "posta/postfix"
+    for r in "$@"; do
+        set -- $r
+        awk -v s="$1" -v a="$2" -v b="$3" 'BEGIN {
+            printf "%-10s %14d %14d %14.2f\n", s, a, b, (a > 0 ? b / a : 0) }'
+    done
 }
 
 echo "posta benchmark: $messages messages of $size bytes per run (smtp-source)"
-echo "Postfix $(/usr/sbin/postconf -h mail_version) on 127.0.0.1:$pf_port (accept, fsync'd queue, discard)"
+echo "Postfix $(/usr/sbin/postconf -h mail_version) on 127.0.0.1:$pf_port"
 echo "posta $("$build/bin/posta" -c "$po/etc" conf mail_version 2>/dev/null | sed "s/^.*= *//" ||
-    echo '?') on 127.0.0.1:$po_port (accept into the queue; incoming/ is emptied between runs, not timed)"
+    echo '?') on 127.0.0.1:$po_port"
 echo "machine: $(nproc) CPUs, $(uname -r)"
-echo
-results=()
-for sessions in $sessions_list; do
-    pf_drain
-    pf_rate=$(run_source "$pf_port" "$sessions") || die "Postfix run with $sessions sessions failed"
-    po_clear
-    po_rate=$(run_source "$po_port" "$sessions") || {
-        tail -n 20 "$po/maillog" >&2
-        die "posta run with $sessions sessions failed"
-    }
-    queued=$(find "$po/spool/incoming" -type f | wc -l)
-    if [ "$queued" -ne "$messages" ]; then
-        echo "bench: warning: posta queued $queued of $messages messages" >&2
-    fi
-    po_clear
-    results+=("$sessions $pf_rate $po_rate")
-    echo "  $sessions sessions: Postfix $pf_rate msg/s, posta $po_rate msg/s" >&2
-done
 
-printf '%-10s %14s %14s %14s\n' sessions "postfix msg/s" "posta msg/s" "posta/postfix"
-for r in "${results[@]}"; do
-    set -- $r
-    awk -v s="$1" -v a="$2" -v b="$3" 'BEGIN {
-        printf "%-10s %14d %14d %14.2f\n", s, a, b, (a > 0 ? b / a : 0) }'
-done
+receive_results=()
+deliver_results=()
+
+# ---- receive: accept, fsync, discard ---------------------------------------
+if [ "$mode" = receive ] || [ "$mode" = all ]; then
+    pf_start receive
+    po_start receive
+    for sessions in $sessions_list; do
+        drain Postfix pf_queue_count
+        pf_rate=$(receive_run "$pf_port" "$sessions") || die "Postfix run with $sessions sessions failed"
+        if [ "$po_delivers" = yes ]; then
+            drain posta po_queue_count
+        else
+            po_clear
+        fi
+        po_rate=$(receive_run "$po_port" "$sessions") || {
+            tail -n 20 "$po/maillog" >&2
+            die "posta run with $sessions sessions failed"
+        }
+        if [ "$po_delivers" = no ]; then
+            queued=$(find "$po/spool/incoming" -type f | wc -l)
+            [ "$queued" -eq "$messages" ] ||
+                echo "bench: warning: posta queued $queued of $messages messages" >&2
+            po_clear
+        fi
+        receive_results+=("$sessions $pf_rate $po_rate")
+        echo "  receive, $sessions sessions: Postfix $pf_rate msg/s, posta $po_rate msg/s" >&2
+    done
+    drain Postfix pf_queue_count
+    [ "$po_delivers" = yes ] && drain posta po_queue_count
+    pf_stop
+    po_stop
+fi
+
+# ---- deliver: accept, fsync, local delivery into one Maildir ---------------
+if [ "$mode" = deliver ] && [ "$po_delivers" = no ]; then
+    die "this posta has no qmgr and local: no delivery benchmark"
+fi
+if [ "$mode" = all ] && [ "$po_delivers" = no ]; then
+    echo "bench: this posta has no qmgr and local: delivery table skipped" >&2
+elif [ "$mode" = deliver ] || [ "$mode" = all ]; then
+    bench_user=ptbench$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+    useradd -m -d "$work/home" -s /bin/sh -U "$bench_user" ||
+        die "useradd $bench_user failed"
+    maildir=$work/home/Maildir
+    # the Maildir exists before the first run, owned by the user, so that
+    # neither server pays for creating it in a timed run
+    install -d -o "$bench_user" -g "$bench_user" -m 0700 \
+        "$maildir" "$maildir/new" "$maildir/cur" "$maildir/tmp"
+    pf_start deliver
+    po_start deliver
+    for sessions in $sessions_list; do
+        drain Postfix pf_queue_count
+        clear_maildir
+        pf_rate=$(deliver_run "$pf_port" "$sessions") || {
+            tail -n 20 "$pf/maillog" >&2
+            die "Postfix delivery run with $sessions sessions failed"
+        }
+        drain Postfix pf_queue_count
+        drain posta po_queue_count
+        clear_maildir
+        po_rate=$(deliver_run "$po_port" "$sessions") || {
+            tail -n 20 "$po/maillog" >&2
+            die "posta delivery run with $sessions sessions failed"
+        }
+        drain posta po_queue_count
+        clear_maildir
+        deliver_results+=("$sessions $pf_rate $po_rate")
+        echo "  deliver, $sessions sessions: Postfix $pf_rate msg/s, posta $po_rate msg/s" >&2
+    done
+    pf_stop
+    po_stop
+fi
+
+if [ ${#receive_results[@]} -gt 0 ]; then
+    print_table "receive (accept, fsync'd queue, discard):" "${receive_results[@]}"
+fi
+if [ ${#deliver_results[@]} -gt 0 ]; then
+    print_table "deliver (accept, fsync'd queue, local into one Maildir, until the last is in new/):" \
+        "${deliver_results[@]}"
+fi

@@ -8,7 +8,11 @@
 set -eu
 
 pkgs_build="build-essential pkg-config libssl-dev libc-ares-dev libsasl2-dev libsystemd-dev libdb-dev"
-pkgs_test="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev iproute2 openssl"
+# bsd-mailx and dovecot-imapd: the end-to-end delivery tests ("mail" on
+# the host, IMAP through Dovecot); both are started by the tests only.
+# postfix is listed so that bsd-mailx's need for an MTA package is met by it
+# (installed unconfigured, never started) rather than by exim4.
+pkgs_test="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev iproute2 openssl bsd-mailx dovecot-imapd postfix"
 pkgs_bench="postfix"
 
 want=""
@@ -36,8 +40,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# Never let a package's maintainer scripts start a system mail server here
-# (Debian's postfix would take port 25): a temporary policy-rc.d says no.
+# Never let a package's maintainer scripts start a system daemon here
+# (Debian's postfix would take port 25, dovecot ports 143 and 993): a
+# temporary policy-rc.d says no.
 policy=/usr/sbin/policy-rc.d
 made_policy=""
 if [ ! -e "$policy" ]; then
@@ -45,7 +50,8 @@ if [ ! -e "$policy" ]; then
     chmod 755 "$policy"
     made_policy=yes
 fi
-cleanup() { [ -n "$made_policy" ] && rm -f "$policy"; }
+# (an if, not &&: the status of an EXIT trap becomes the exit status)
+cleanup() { if [ -n "$made_policy" ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true

@@ -5,7 +5,9 @@
 #
 # Creates, when absent:
 #   DIR/etc/main.cf      parameters pointing every path inside DIR
-#   DIR/etc/master.cf    one smtpd listening on 127.0.0.1:PORT
+#   DIR/etc/master.cf    one smtpd listening on 127.0.0.1:PORT, the queue
+#                        manager, and local and pickup when BUILDDIR/libexec
+#                        has them
 #   DIR/etc/aliases      texthash aliases ("name target" lines)
 #   DIR/spool            queue_directory
 #   DIR/mail             mail_spool_directory (mailboxes)
@@ -143,7 +145,17 @@ if [ ! -e "$master_cf" ]; then
 # master.cf of a self-contained posta instance (made by mkinstance.sh).
 # service           type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$port     inet  n       -       n       -       -       smtpd
+qmgr                unix  n       -       n       300     1       qmgr
 EOF
+    # Delivery and submission services only when their programs are built.
+    if [ -x "$builddir/libexec/local" ]; then
+        echo "local               unix  -       n       n       -       -       local" \
+            >> "$master_cf"
+    fi
+    if [ -x "$builddir/libexec/pickup" ]; then
+        echo "pickup              unix  n       -       n       60      1       pickup" \
+            >> "$master_cf"
+    fi
     created "$master_cf"
 fi
 

@@ -18,18 +18,31 @@ are written to DIR/sanitizer/ (ASAN_OPTIONS/UBSAN_OPTIONS log_path, leak
 checking off: the unit tests cover leaks) and quoted in the failure, and
 the maillog is searched for panics and unexpected child deaths.
 
+Delivery: by default an instance has no qmgr, local or pickup (their
+master.cf lines are removed), so the receive-side tests see smtpd's queue
+files stay in incoming/. A test marked `@pytest.mark.delivery` gets them
+(the agreed master.cf lines are added when mkinstance.sh did not write
+them), with short retry settings, and is skipped while those programs are
+not built. `mail_users` (session) creates real users with homes in a
+temporary folder and removes them (userdel -r) at the end, whatever
+happened; `users` gives them to one test with their homes emptied.
+
 SECURITY: run as root (CI) the daemons drop to "nobody": the folders above
 tmp_path are made traversable (0711, not listable) for that.
 """
 
 import json
 import os
+import pwd
 import re
+import secrets
+import shutil
 import signal
 import smtplib
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +66,26 @@ LOG_PROBLEM = re.compile(
 TRAVERSE_MODE = 0o711
 LOG_MODE = 0o666
 PARAM_LINE = r"^[ \t]*{}[ \t]*="
+
+# The delivery services of master.cf (names and columns as agreed for
+# issue 3); delivery=False instances have none of them.
+DELIVERY_SERVICES = {
+    "qmgr": "qmgr      unix  n       -       n       300     1       qmgr",
+    "local": "local     unix  -       n       n       -       -       local",
+    "pickup": "pickup    unix  n       -       n       60      1       pickup",
+}
+DELIVERY_PROGRAMS = ("qmgr", "local")
+# Retry quickly in tests: a deferred message is tried again within seconds.
+DELIVERY_PARAMS = {
+    "queue_run_delay": "1s",
+    "minimal_backoff_time": "2s",
+    "maximal_backoff_time": "4s",
+}
+DELIVERY_TIMEOUT = 20.0   # seconds for a message to reach its mailbox
+QUEUE_SUBDIRS = ("incoming", "active", "deferred")
+USER_NAMES = ("alice", "bob", "carol")
+USER_SHELL = "/bin/sh"
+USERS_DIR_MODE = 0o755
 
 
 def free_port():
@@ -86,9 +119,12 @@ class Instance:
         self.master_cf = self.etc / "master.cf"
         self.aliases = self.etc / "aliases"
         self.maillog = self.root / "maillog"
+        self.mail = self.root / "mail"      # mail_spool_directory
         self.known = {}       # pid -> starttime of every process we saw
         self.last = None      # CompletedProcess of the last posta command
         self.san_dir = self.root / "sanitizer"
+        # A test that kills daemons may see their peers exit with an error.
+        self.killed_on_purpose = False
 
     # ---- configuration ------------------------------------------------
     def set_param(self, name, value):
@@ -155,7 +191,10 @@ class Instance:
         if self.san_dir.is_dir():
             for f in sorted(self.san_dir.iterdir()):
                 out.append("%s:\n%s" % (f.name, f.read_text(errors="replace")[:4000]))
-        out += [line for line in self.log().splitlines() if LOG_PROBLEM.search(line)]
+        for line in self.log().splitlines():
+            m = LOG_PROBLEM.search(line)
+            if m and not (self.killed_on_purpose and m.group(0).startswith("warning: process")):
+                out.append(line)
         return out
 
     def start(self):
@@ -282,6 +321,38 @@ class Instance:
         except FileNotFoundError:
             return ""
 
+    # ---- delivery --------------------------------------------------------
+    def mbox(self, name):
+        """mbox - the path of NAME's mailbox in mail_spool_directory."""
+        return self.mail / name
+
+    def queued(self):
+        """queued - queue files still in incoming/, active/ and deferred/."""
+        return [(sub, n) for sub in QUEUE_SUBDIRS for n in self.queue_files(sub)]
+
+    def wait_queue_empty(self, timeout=DELIVERY_TIMEOUT):
+        """wait_queue_empty - until no message waits; AssertionError if not."""
+        if not helpers.wait_until(lambda: not self.queued(), timeout):
+            raise AssertionError("queue not empty after %ss: %r\nlog:\n%s" % (
+                timeout, self.queued(), self.log()[-6000:]))
+
+    def wait_log(self, pattern, timeout=DELIVERY_TIMEOUT):
+        """wait_log - until the maillog matches pattern (regex); the match."""
+        rx = re.compile(pattern, re.M)
+        m = helpers.wait_until(lambda: rx.search(self.log()), timeout)
+        if not m:
+            raise AssertionError("no log line matching %r after %ss; log:\n%s" % (
+                pattern, timeout, self.log()[-6000:]))
+        return m
+
+    def wait_for(self, predicate, what, timeout=DELIVERY_TIMEOUT):
+        """wait_for - until predicate() is true; else fail naming what, with the log."""
+        value = helpers.wait_until(predicate, timeout)
+        if not value:
+            raise AssertionError("%s: not within %ss; queue %r\nlog:\n%s" % (
+                what, timeout, self.queued(), self.log()[-6000:]))
+        return value
+
     # ---- clients -------------------------------------------------------
     def smtp(self, source=None, timeout=helpers.REPLY_TIMEOUT):
         """smtp - an smtplib.SMTP connected to the instance."""
@@ -295,7 +366,51 @@ class Instance:
         return helpers.RawSMTP(self.port, source=source)
 
 
-def create_instance(root):
+def master_cf_services(text):
+    """master_cf_services - the service names of a master.cf text."""
+    out = []
+    for line in text.split("\n"):
+        if line.strip() and not line.startswith("#") and line[:1] not in (" ", "\t"):
+            out.append(line.split()[0])
+    return out
+
+
+def set_delivery(inst, delivery):
+    """set_delivery - remove (False) or make sure of (True) the delivery services."""
+    lines = inst.master_cf.read_text().split("\n")
+    out = []
+    skipping = False
+    for line in lines:
+        if skipping and line[:1] in (" ", "\t") and line.strip():
+            continue                # continuation of a removed service
+        skipping = False
+        fields = line.split()
+        if (fields and not line.startswith("#") and line[:1] not in (" ", "\t")
+                and fields[0] in DELIVERY_SERVICES):
+            if not delivery:
+                skipping = True
+                continue
+        out.append(line)
+    text = "\n".join(out)
+    if delivery:
+        have = master_cf_services(text)
+        if not text.endswith("\n"):
+            text += "\n"
+        for name, line in DELIVERY_SERVICES.items():
+            if name not in have and (BUILD / "libexec" / name).is_file():
+                text += line + "\n"
+    inst.master_cf.write_text(text)
+    if delivery:
+        for name, value in DELIVERY_PARAMS.items():
+            inst.set_param(name, value)
+
+
+def delivery_missing():
+    """delivery_missing - the delivery programs not built yet (names)."""
+    return [p for p in DELIVERY_PROGRAMS if not (BUILD / "libexec" / p).is_file()]
+
+
+def create_instance(root, delivery=False):
     """create_instance - mkinstance.sh + test settings in root; not started."""
     assert POSTA.is_file(), "no %s: build first (make), or set POSTA_BUILD" % POSTA
     port = free_port()
@@ -309,13 +424,23 @@ def create_instance(root):
     inst.maillog.touch()
     os.chmod(inst.maillog, LOG_MODE)
     inst.set_param("maillog_file", str(inst.maillog))
+    set_delivery(inst, delivery)
     return inst
 
 
+def pytest_configure(config):
+    """pytest_configure - declare the markers of this suite."""
+    config.addinivalue_line(
+        "markers", "delivery: the instance runs qmgr, local and pickup (issue 3)")
+
+
 @pytest.fixture
-def inst(tmp_path):
+def inst(request, tmp_path):
     """inst - a configured instance, not started; cleaned up afterwards."""
-    instance = create_instance(tmp_path / "inst")
+    delivery = request.node.get_closest_marker("delivery") is not None
+    if delivery and delivery_missing():
+        pytest.skip("delivery programs not built yet: %s" % ", ".join(delivery_missing()))
+    instance = create_instance(tmp_path / "inst", delivery=delivery)
     yield instance
     instance.cleanup()
     problems = instance.problems()
@@ -328,3 +453,81 @@ def posta(inst):
     inst.set_param("smtpd_error_sleep_time", "0s")
     inst.start()
     return inst
+
+
+class MailUser:
+    """MailUser - one real account made for the tests."""
+
+    def __init__(self, role, name):
+        pw = pwd.getpwnam(name)
+        self.role = role          # "alice", "bob", ...
+        self.name = name          # the login name, e.g. "pt3f9aalice"
+        self.uid = pw.pw_uid
+        self.gid = pw.pw_gid
+        self.home = Path(pw.pw_dir)
+        self.addr = name + "@localhost"
+
+    def maildir(self):
+        """maildir - the user's ~/Maildir (for home_mailbox = Maildir/)."""
+        return self.home / "Maildir"
+
+    def reset(self):
+        """reset - empty the home folder (keep the folder, its owner and mode)."""
+        for p in self.home.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                for sub in p.rglob("*"):
+                    if sub.is_dir() and not sub.is_symlink():
+                        os.chmod(sub, 0o700)   # a test may have chmod 000 one
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+
+class MailUsers:
+    """MailUsers - the accounts of the session, by role (users.alice, ...)."""
+
+    def __init__(self, base, names):
+        self.base = base
+        self.all = [MailUser(role, name) for role, name in names]
+        for u in self.all:
+            setattr(self, u.role, u)
+
+
+def remove_users(names):
+    """remove_users - userdel -r each account that exists; never raises."""
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        subprocess.run(["userdel", "-r", name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=CMD_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def mail_users():
+    """mail_users - real accounts (alice, bob, carol) for the session."""
+    if os.getuid() != 0:
+        pytest.skip("creating users needs root")
+    base = Path(tempfile.mkdtemp(prefix="posta-users-"))
+    os.chmod(base, USERS_DIR_MODE)
+    tag = "pt" + secrets.token_hex(3)
+    names = [(role, tag + role) for role in USER_NAMES]
+    try:
+        for role, name in names:
+            subprocess.run(["useradd", "-m", "-d", str(base / role), "-s", USER_SHELL,
+                            "-U", name], check=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=CMD_TIMEOUT)
+        users = MailUsers(base, names)
+        yield users
+    finally:
+        remove_users([name for _, name in names])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def users(mail_users):
+    """users - the session's accounts, with empty homes for this test."""
+    for u in mail_users.all:
+        u.reset()
+    return mail_users

@@ -315,3 +315,49 @@ def wait_until(predicate, timeout, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+# ---- mailboxes (issue 3: local delivery) ---------------------------------
+
+def read_mbox(path):
+    """read_mbox - the messages of an mbox file (empty list if none)."""
+    import mailbox
+    if not os.path.exists(path):
+        return []
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        return [box[k] for k in box.keys()]
+    finally:
+        box.close()
+
+
+def read_maildir(path):
+    """read_maildir - the messages in a Maildir's new/ and cur/ (list)."""
+    import mailbox
+    if not os.path.isdir(os.path.join(str(path), "new")):
+        return []
+    box = mailbox.Maildir(str(path), factory=None, create=False)
+    return [box[k] for k in box.keys()]
+
+
+def maildir_files(path):
+    """maildir_files - paths of the files in new/ and cur/ of a Maildir."""
+    out = []
+    for sub in ("new", "cur"):
+        d = os.path.join(str(path), sub)
+        try:
+            out += [os.path.join(d, n) for n in os.listdir(d)]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def subjects(messages):
+    """subjects - the Subject headers of messages, in order."""
+    return [str(m.get("Subject", "")) for m in messages]
+
+
+def token(prefix="t"):
+    """token - a unique word to find one test message by."""
+    import secrets
+    return "%s-%s" % (prefix, secrets.token_hex(6))
