@@ -11,7 +11,14 @@
  * When every recipient of a message has a result: deferred recipients of
  * a message older than maximal_queue_lifetime (bounce_queue_lifetime for
  * the null sender) are bounced with their last reason ("status=expired,
- * returned to sender"); bounced recipients get one failure notice
+ * returned to sender"); when delay_warning_time > 0 and the message is at
+ * least that old, the recipients still deferred get one delay notice per
+ * message (bounce_notify BOUNCE_DELAYED, which keeps only those with no
+ * NOTIFY or with DELAY), recorded by the marker file defer/QID.warned
+ * (created and made durable after the notice, so a crash in between may
+ * repeat the notice but never loses it; the marker outlives the defer log,
+ * which starts anew at each attempt, and goes with the message);
+ * bounced recipients get one failure notice
  * (bounce_notify) and are marked done only after it is on disk. Then the
  * message is removed ("QID: removed") or, when recipients remain, moved to
  * deferred/ with its mtime set to the next attempt: now + the time since
@@ -43,6 +50,7 @@
 #define DELAY_WHOLE 10.0      /* from here on whole seconds */
 #define DELAY_TENTHS 1.0      /* from here on one decimal */
 #define DSN_BOUNCE_FAILED "4.3.0"
+#define WARNED_SUFFIX ".warned"   /* defer/QID.warned: delay notice sent */
 
 /* fmt_delay - a delay as Postfix prints it: 388, 4.4, 0.24, 0.1, 0 */
 static void fmt_delay(struct buf *out, double secs)
@@ -299,6 +307,77 @@ static void expire(struct qmsg *m)
         msg_info("%s: from=<%s>, status=expired, returned to sender", m->qid, m->q->sender);
 }
 
+/* warned_name - "QID.warned", the delay notice marker of m in defer/ */
+static void warned_name(const struct qmsg *m, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s", m->qid, WARNED_SUFFIX);
+}
+
+/* warned_already - the delay notice marker of m exists */
+static bool warned_already(const struct qmsg *m)
+{
+    char name[QID_MAX + sizeof(WARNED_SUFFIX)];
+    struct stat st;
+
+    warned_name(m, name, sizeof(name));
+    if (fstatat(qmgr_dir_defer, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return true;
+    if (errno == ENOENT)
+        return false;
+    /* cannot tell: rather no notice now than one in every pass */
+    msg_warn("%s: look up delay notice marker: %m", m->qid);
+    return true;
+}
+
+/* mark_warned - create the delay notice marker durably; 0 or -1 */
+static int mark_warned(const struct qmsg *m)
+{
+    char name[QID_MAX + sizeof(WARNED_SUFFIX)];
+    int fd;
+
+    warned_name(m, name, sizeof(name));
+    fd = openat(qmgr_dir_defer, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, LOG_MODE);
+    if (fd < 0 || close(fd) < 0 || fsync(qmgr_dir_defer) < 0) {
+        msg_warn("%s: record the delay notice: %m (it may be sent again)", m->qid);
+        return -1;
+    }
+    return 0;
+}
+
+/* send_delay_warning - the once-per-message delay notice, when it is due */
+static void send_delay_warning(struct qmsg *m)
+{
+    long long warn_after = cfg_time(qmgr_cfg, "delay_warning_time");
+    struct bounce_rcpt *br;
+    size_t n = 0;
+    char new_qid[QID_MAX] = "";
+
+    /* Postfix: off at 0; never to the null sender (bounce_notify agrees) */
+    if (warn_after <= 0 || *m->q->sender == 0
+        || (long long)time(NULL) - m->q->arrival_sec < warn_after)
+        return;
+    for (size_t i = 0; i < m->q->nrcpts; i++)
+        if (m->ri[i].st == RS_DEFER)
+            n++;
+    if (n == 0 || warned_already(m))
+        return;
+    br = xcalloc(n, sizeof(*br));
+    n = 0;
+    for (size_t i = 0; i < m->q->nrcpts; i++)
+        if (m->ri[i].st == RS_DEFER)
+            fill_bounce_rcpt(m, i, &br[n++]);
+    (void)msg_fd_open(m);   /* the notice reads the headers through it */
+    if (bounce_notify(qmgr_cfg, m->q, BOUNCE_DELAYED, br, n, new_qid) < 0) {
+        msg_warn("%s: cannot write the delay notice: %m; will try again", m->qid);
+    } else {
+        /* also when no recipient wanted one: the moment has passed, once */
+        (void)mark_warned(m);
+        if (new_qid[0])
+            notice_written(new_qid);
+    }
+    free(br);
+}
+
 /* send_failures - one failure notice for the bounced recipients; 0 or -1 */
 static int send_failures(struct qmsg *m)
 {
@@ -358,6 +437,8 @@ static void defer_message(struct qmsg *m)
 /* remove_message - every recipient is done: the file and its logs go */
 static void remove_message(struct qmsg *m)
 {
+    char name[QID_MAX + sizeof(WARNED_SUFFIX)];
+
     if (unlinkat(qmgr_dir_active, m->qid, 0) < 0) {
         msg_warn("%s: remove queue file: %m", m->qid);
         return;
@@ -366,6 +447,9 @@ static void remove_message(struct qmsg *m)
         msg_warn("%s: remove defer log: %m", m->qid);
     if (unlinkat(qmgr_dir_bounce, m->qid, 0) < 0 && errno != ENOENT)
         msg_warn("%s: remove bounce log: %m", m->qid);
+    warned_name(m, name, sizeof(name));
+    if (unlinkat(qmgr_dir_defer, name, 0) < 0 && errno != ENOENT)
+        msg_warn("%s: remove delay notice marker: %m", m->qid);
     msg_info("%s: removed", m->qid);
 }
 
@@ -392,6 +476,7 @@ void result_message_check(struct qmsg *m)
     if (m->unfinished > 0 || m->jobs > 0)
         return;
     expire(m);
+    send_delay_warning(m);
     bounce_failed = send_failures(m) < 0;
     for (size_t i = 0; i < m->q->nrcpts; i++)
         if (m->ri[i].st == RS_DEFER)

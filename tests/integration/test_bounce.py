@@ -15,6 +15,7 @@ DIAGNOSTICS: a failure quotes the report or the maillog.
 """
 
 import email.message
+import os
 import re
 
 import pytest
@@ -25,6 +26,7 @@ import helpers
 pytestmark = pytest.mark.delivery
 
 QUIET_WAIT = 3.0      # seconds during which no report may appear
+MAILDIR_MODE = 0o700
 
 
 def send(posta, sender, rcpt, subject, body="body of the original\n",
@@ -197,3 +199,71 @@ def test_ret_hdrs_and_orcpt(posta, users):
     types = [p.get_content_type() for p in parts]
     assert "text/rfc822-headers" in types and "message/rfc822" not in types, types
     assert "secret body text" not in m.as_string()
+
+
+def unwritable_maildir(user):
+    """unwritable_maildir - user's ~/Maildir with a new/ that local cannot write."""
+    md = user.maildir()
+    for sub in ("", "new", "cur", "tmp"):
+        (md / sub).mkdir(exist_ok=True)
+        os.chown(md / sub, user.uid, user.gid)
+        os.chmod(md / sub, MAILDIR_MODE)
+    os.chmod(md / "new", 0)      # local delivers as the user: new/ refuses him
+    return md
+
+
+def test_delay_warning_once(inst, users):
+    alice, bob, carol = users.alice, users.bob, users.carol
+    inst.set_param("home_mailbox", "Maildir/")
+    inst.set_param("delay_warning_time", "1s")
+    dirs = [unwritable_maildir(bob), unwritable_maildir(carol)]
+    inst.start()
+    subject = helpers.token("delay")
+    deferred_rx = re.compile(r"to=<%s>, relay=local, .*dsn=(4\.\d+\.\d+), status=deferred"
+                             % re.escape(bob.addr))
+
+    def deferrals():
+        return deferred_rx.findall(inst.log())
+
+    def notices():
+        return [m for m in helpers.read_maildir(alice.maildir())
+                if m.get_content_type() == "multipart/report"]
+    try:
+        m = email.message.EmailMessage()
+        m["From"], m["To"], m["Subject"] = alice.addr, bob.addr, subject
+        m.set_content("body of the delayed original\n")
+        with inst.smtp() as s:
+            assert s.ehlo()[0] == 250      # smtplib sends options only after EHLO
+            assert s.mail(alice.addr)[0] == 250
+            assert s.rcpt(bob.addr, ["NOTIFY=DELAY,FAILURE"])[0] == 250
+            assert s.rcpt(carol.addr, ["NOTIFY=FAILURE"])[0] == 250
+            code, reply = s.data(m.as_bytes())
+            assert code == 250, reply
+        qid = helpers.queued_id(reply)
+        inst.wait_log(r"^.*%s: sender delay notification: \w+" % qid)
+        report = inst.wait_for(notices, "a delay notice in %s" % alice.maildir())[0]
+        # the notice survives a restart of everything: no second one
+        inst.stop()
+        inst.start()
+        seen = len(deferrals())
+        inst.wait_for(lambda: len(deferrals()) >= seen + 2, "two more retries")
+        assert len(notices()) == 1, "more than one delay notice"
+        assert len(re.findall(r"%s: sender delay notification" % qid, inst.log())) == 1
+        assert os.path.exists(inst.spool / "defer" / (qid + ".warned"))
+    finally:
+        for md in dirs:
+            os.chmod(md / "new", MAILDIR_MODE)
+    status = deferrals()[0]
+    assert report["Subject"] == "Delayed Mail (still being retried)", report["Subject"]
+    check_common(report, subject)
+    dsn_check.check_dsn(report.as_bytes(), final_recipient=bob.addr, status=status,
+                        action="delayed", ret="HDRS")
+    blocks = dsn_check.delivery_status(report)[1:]
+    assert len(blocks) == 1, "NOTIFY=FAILURE must not be in the delay notice: %r" % blocks
+    # retried until delivered; then the message and its marker are gone
+    for user in (bob, carol):
+        inst.wait_for(lambda u=user: [x for x in helpers.read_maildir(u.maildir())
+                                      if x["Subject"] == subject], "delivery to " + user.name)
+    inst.wait_queue_empty()
+    assert not os.listdir(inst.spool / "defer"), "defer log or marker left behind"
+    assert len(notices()) == 1
