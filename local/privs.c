@@ -50,8 +50,8 @@ static void privs_fill(struct privs *p, const struct passwd *pw)
     p->shell = xstrdup(pw->pw_shell ? pw->pw_shell : "");
 }
 
-/* privs_lookup - the passwd entry of name; false if none (or *tempfail) */
-bool privs_lookup(const char *name, struct privs *p, bool *tempfail)
+/* privs_getpw - passwd entry of name, or of uid if name is NULL; false if none */
+static bool privs_getpw(const char *name, uid_t uid, struct privs *p, bool *tempfail)
 {
     size_t size = PW_BUF_START;
     char *buf = NULL;
@@ -62,7 +62,10 @@ bool privs_lookup(const char *name, struct privs *p, bool *tempfail)
     *tempfail = false;
     for (;;) {
         buf = xrealloc(buf, size);
-        e = getpwnam_r(name, &pw, buf, size, &res);
+        if (name != NULL)
+            e = getpwnam_r(name, &pw, buf, size, &res);
+        else
+            e = getpwuid_r(uid, &pw, buf, size, &res);
         if (e == ERANGE && size < PW_BUF_MAX) {
             size *= 2;
             continue;
@@ -81,34 +84,16 @@ bool privs_lookup(const char *name, struct privs *p, bool *tempfail)
     return true;
 }
 
+/* privs_lookup - the passwd entry of name; false if none (or *tempfail) */
+bool privs_lookup(const char *name, struct privs *p, bool *tempfail)
+{
+    return privs_getpw(name, 0, p, tempfail);
+}
+
 /* privs_lookup_uid - the passwd entry of uid; false if none (or *tempfail) */
 bool privs_lookup_uid(uid_t uid, struct privs *p, bool *tempfail)
 {
-    size_t size = PW_BUF_START;
-    char *buf = NULL;
-    struct passwd pw, *res = NULL;
-    int e;
-
-    memset(p, 0, sizeof(*p));
-    *tempfail = false;
-    for (;;) {
-        buf = xrealloc(buf, size);
-        e = getpwuid_r(uid, &pw, buf, size, &res);
-        if (e == ERANGE && size < PW_BUF_MAX) {
-            size *= 2;
-            continue;
-        }
-        break;
-    }
-    if (res == NULL) {
-        if (e != 0 && e != ENOENT && e != ESRCH && e != EBADF && e != EPERM)
-            *tempfail = true;
-        free(buf);
-        return false;
-    }
-    privs_fill(p, res);
-    free(buf);
-    return true;
+    return privs_getpw(NULL, uid, p, tempfail);
 }
 
 /* privs_default - the default_privs identity */

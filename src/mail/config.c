@@ -638,8 +638,8 @@ static bool cfg_validate(struct cfg *cfg, char **err)
 
 /* ---- main.cf parsing --------------------------------------------------- */
 
-/* cfg_valid_name - a parameter name: letters, digits, underscore */
-static bool cfg_valid_name(const char *name)
+/* cfg_valid_param_name - a parameter name: letters, digits, underscore */
+bool cfg_valid_param_name(const char *name)
 {
     if (*name == 0)
         return false;
@@ -662,9 +662,10 @@ static char *cfg_trim(char *s)
     return s;
 }
 
-/* cfg_set_line - one logical line "name = value"; false + *err */
-static bool cfg_set_line(struct cfg *cfg, char *text, int line, char **err)
+/* cfg_set_line - one logical line "name = value" (a cfg_line_fn); false + *err */
+static bool cfg_set_line(void *ctx, char *text, int line, char **err)
 {
+    struct cfg *cfg = ctx;
     char *eq = strchr(text, '=');
     char *name, *value;
     struct cfg_ent *e;
@@ -677,7 +678,7 @@ static bool cfg_set_line(struct cfg *cfg, char *text, int line, char **err)
     *eq = 0;
     name = cfg_trim(text);
     value = cfg_trim(eq + 1);
-    if (!cfg_valid_name(name)) {
+    if (!cfg_valid_param_name(name)) {
         *err = xasprintf("%s, line %d: bad parameter name: \"%.80s\"",
                          cfg->origin, line, name);
         return false;
@@ -692,8 +693,9 @@ static bool cfg_set_line(struct cfg *cfg, char *text, int line, char **err)
     return true;
 }
 
-/* cfg_parse - split text into logical lines and set each; false + *err */
-static bool cfg_parse(struct cfg *cfg, const char *text, size_t len, char **err)
+/* cfg_logical_lines - split text into logical lines, fn on each; false + *err */
+bool cfg_logical_lines(const char *text, size_t len, const char *origin, size_t max,
+                       cfg_line_fn *fn, void *ctx, char **err)
 {
     const char *p = text, *end = text + len, *nl, *q;
     struct buf logical;
@@ -701,11 +703,11 @@ static bool cfg_parse(struct cfg *cfg, const char *text, size_t len, char **err)
     size_t n;
     bool ok = true;
 
-    buf_init(&logical, CFG_VALUE_MAX);
     if (memchr(text, 0, len) != NULL) {
-        *err = xasprintf("%s: file contains a NUL character", cfg->origin);
+        *err = xasprintf("%s: file contains a NUL character", origin);
         return false;
     }
+    buf_init(&logical, max);
     while (ok && p < end) {
         nl = memchr(p, '\n', (size_t)(end - p));
         n = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -719,26 +721,26 @@ static bool cfg_parse(struct cfg *cfg, const char *text, size_t len, char **err)
         } else if (q != p) {
             if (start_line == 0) {
                 msg_warn("%s, line %d: logical line must not start with white space "
-                         "(ignored)", cfg->origin, lineno);
-            } else if (buf_putc(&logical, ' ') < 0 || buf_append(&logical, q, (size_t)(p + n - q)) < 0) {
-                *err = xasprintf("%s, line %d: logical line is too long", cfg->origin,
-                                 start_line);
+                         "(ignored)", origin, lineno);
+            } else if (buf_putc(&logical, ' ') < 0
+                       || buf_append(&logical, q, (size_t)(p + n - q)) < 0) {
+                *err = xasprintf("%s, line %d: logical line is too long", origin, start_line);
                 ok = false;
             }
         } else {
             if (start_line)
-                ok = cfg_set_line(cfg, logical.data, start_line, err);
+                ok = fn(ctx, logical.data, start_line, err);
             buf_reset(&logical);
             start_line = lineno;
             if (ok && buf_append(&logical, p, n) < 0) {
-                *err = xasprintf("%s, line %d: line is too long", cfg->origin, lineno);
+                *err = xasprintf("%s, line %d: line is too long", origin, lineno);
                 ok = false;
             }
         }
         p = nl ? nl + 1 : end;
     }
     if (ok && start_line)
-        ok = cfg_set_line(cfg, logical.data, start_line, err);
+        ok = fn(ctx, logical.data, start_line, err);
     buf_free(&logical);
     return ok;
 }
@@ -750,15 +752,16 @@ static struct cfg *cfg_build(const char *dir, const char *origin, const char *te
     struct cfg *cfg = cfg_new(dir, origin);
 
     *err = NULL;
-    if (!cfg_parse(cfg, text, len, err) || !cfg_validate(cfg, err)) {
+    if (!cfg_logical_lines(text, len, cfg->origin, CFG_VALUE_MAX, cfg_set_line, cfg, err)
+        || !cfg_validate(cfg, err)) {
         cfg_free(cfg);
         return NULL;
     }
     return cfg;
 }
 
-/* cfg_read_file - whole file into memory; false + *err */
-static bool cfg_read_file(const char *path, struct buf *out, char **err)
+/* cfg_read_file - whole file (at most max bytes) into memory; false + *err */
+bool cfg_read_file(const char *path, size_t max, struct buf *out, char **err)
 {
     char chunk[8192];
     ssize_t n;
@@ -768,7 +771,7 @@ static bool cfg_read_file(const char *path, struct buf *out, char **err)
         *err = xasprintf("open %s: %m", path);
         return false;
     }
-    buf_init(out, CFG_FILE_MAX);
+    buf_init(out, max);
     for (;;) {
         n = read(fd, chunk, sizeof(chunk));
         if (n < 0 && errno == EINTR)
@@ -782,7 +785,7 @@ static bool cfg_read_file(const char *path, struct buf *out, char **err)
             return true;
         }
         if (buf_append(out, chunk, (size_t)n) < 0) {
-            *err = xasprintf("%s: file is larger than %zu bytes", path, (size_t)CFG_FILE_MAX);
+            *err = xasprintf("%s: file is larger than %zu bytes", path, max);
             break;
         }
     }
@@ -813,7 +816,7 @@ struct cfg *cfg_load(const char *config_dir)
     char *path, *err = NULL;
 
     path = xasprintf("%s/main.cf", config_dir);
-    if (!cfg_read_file(path, &text, &err))
+    if (!cfg_read_file(path, CFG_FILE_MAX, &text, &err))
         msg_fatal("%s", err);
     cfg = cfg_build(config_dir, path, buf_str(&text), text.len, &err);
     buf_free(&text);
@@ -843,7 +846,7 @@ bool cfg_try_override(struct cfg *cfg, const char *where, const char *name,
     bool was_set;
     char *why = NULL;
 
-    if (!cfg_valid_name(name)) {
+    if (!cfg_valid_param_name(name)) {
         *err = xasprintf("%s: bad parameter name: \"%.80s\"", where, name);
         return false;
     }
@@ -907,7 +910,7 @@ bool cfg_override_arg(struct cfg *cfg, const char *arg)
         return false;
     name = xstrndup(arg, (size_t)(eq - arg));
     trimmed = cfg_trim(name);
-    if (!cfg_valid_name(trimmed)) {
+    if (!cfg_valid_param_name(trimmed)) {
         free(name);
         return false;
     }
@@ -1005,8 +1008,8 @@ static bool cfg_is_sep(int c)
     return c != 0 && strchr(CFG_LIST_SEP, c) != NULL;
 }
 
-/* cfg_token - one list element; strips the braces of a whole "{ ... }" */
-static char *cfg_token(const char *start, size_t len)
+/* cfg_group_token - copy of one element; strips the braces of a whole "{ ... }" */
+char *cfg_group_token(const char *start, size_t len)
 {
     const char *s = start, *e = start + len;
     int depth = 0;
@@ -1053,7 +1056,7 @@ char **cfg_split_list(const char *text, size_t *count)
                 depth--;
         }
         list = xreallocarray(list, n + 2, sizeof(*list));
-        list[n++] = cfg_token(start, (size_t)(p - start));
+        list[n++] = cfg_group_token(start, (size_t)(p - start));
         list[n] = NULL;
     }
     *count = n;

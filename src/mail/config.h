@@ -89,4 +89,32 @@ const char *cfg_dir(const struct cfg *cfg);
 /* cfg_split_list - split text as cfg_list does (for master.cf args too) */
 char **cfg_split_list(const char *text, size_t *count);
 
+/* Helpers shared with the master.cf parser (mastercf.c). */
+
+/* cfg_valid_param_name - a parameter name: letters, digits, underscore */
+bool cfg_valid_param_name(const char *name);
+/*
+ * cfg_group_token - copy of [start, start+len); when it is one whole
+ * "{ ... }" group, without the braces and the white space inside them
+ */
+char *cfg_group_token(const char *start, size_t len);
+
+/* cfg_line_fn - called with each logical line and its first line number */
+typedef bool cfg_line_fn(void *ctx, char *text, int line, char **err);
+/*
+ * cfg_logical_lines - split Postfix-style text into logical lines: a line
+ * that starts with a non-blank character plus the lines after it that
+ * start with white space (joined with one space); blank and '#' lines are
+ * skipped without ending a logical line; a trailing CR is dropped. A NUL
+ * in text, or a logical line over max bytes, is an error ("ORIGIN, line
+ * N: ..."); a continuation before the first logical line is a warning.
+ * Stops at the first fn that returns false; false + *err (malloced).
+ */
+bool cfg_logical_lines(const char *text, size_t len, const char *origin, size_t max,
+                       cfg_line_fn *fn, void *ctx, char **err);
+
+struct buf;
+/* cfg_read_file - whole file, at most max bytes, into *out; false + *err */
+bool cfg_read_file(const char *path, size_t max, struct buf *out, char **err);
+
 #endif

@@ -20,14 +20,13 @@
 #include "util/sys.h"
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 
+#include "mail/config.h"
 #include "mail/mastercf.h"
 #include "util/alloc.h"
 #include "util/buf.h"
-#include "util/log.h"
 
 #define MCF_FILE_MAX ((size_t)16 << 20)   /* master.cf larger than this: error */
 #define MCF_LINE_MAX ((size_t)1 << 20)    /* longest logical line */
@@ -58,29 +57,6 @@ static void mcf_tokens_free(struct mcf_tokens *t)
 static bool mcf_is_ws(int c)
 {
     return c != 0 && strchr(MCF_WS, c) != NULL;
-}
-
-/* mcf_field - one field; strip the braces of a whole "{ ... }" group */
-static char *mcf_field(const char *s, const char *e)
-{
-    const char *p;
-    int depth = 0;
-
-    if (e - s >= 2 && *s == '{' && e[-1] == '}') {
-        for (p = s; p < e; p++) {
-            if (*p == '{')
-                depth++;
-            else if (*p == '}' && --depth == 0)
-                break;
-        }
-        if (p == e - 1) {
-            for (s++, e--; s < e && isspace((unsigned char)*s); s++)
-                ;
-            while (e > s && isspace((unsigned char)e[-1]))
-                e--;
-        }
-    }
-    return xstrndup(s, (size_t)(e - s));
 }
 
 /* mcf_split - split on white space keeping {...} groups; false + *why */
@@ -114,7 +90,7 @@ static bool mcf_split(const char *text, struct mcf_tokens *t, const char **why)
             return false;
         }
         t->tok = xreallocarray(t->tok, t->n + 1, sizeof(*t->tok));
-        t->tok[t->n++] = mcf_field(start, p);
+        t->tok[t->n++] = cfg_group_token(start, (size_t)(p - start));
     }
     return true;
 }
@@ -149,17 +125,6 @@ static bool mcf_number(const char *text, size_t len, int *out)
             return false;
     }
     *out = (int)v;
-    return true;
-}
-
-/* mcf_valid_name - a main.cf parameter name */
-static bool mcf_valid_name(const char *s)
-{
-    if (*s == 0)
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_')
-            return false;
     return true;
 }
 
@@ -206,7 +171,7 @@ static bool mcf_add_opt(struct master_service *s, const char *arg, char **why)
         return false;
     }
     name = mcf_trim_dup(arg, eq);
-    if (!mcf_valid_name(name)) {
+    if (!cfg_valid_param_name(name)) {
         *why = xasprintf("-o \"%.80s\": bad parameter name", arg);
         free(name);
         return false;
@@ -311,10 +276,17 @@ static bool mcf_service(struct mcf_tokens *t, struct master_service *s, char **w
     return true;
 }
 
-/* mcf_logical - handle one logical line; false + *err */
-static bool mcf_logical(struct master_cf *out, const char *origin, const char *text,
-                        int line, char **err)
+/* State of one master_cf_parse, for mcf_logical. */
+struct mcf_parse {
+    struct master_cf *out;
+    const char *origin;
+};
+
+/* mcf_logical - handle one logical line (a cfg_line_fn); false + *err */
+static bool mcf_logical(void *ctx, char *text, int line, char **err)
 {
+    struct master_cf *out = ((struct mcf_parse *)ctx)->out;
+    const char *origin = ((struct mcf_parse *)ctx)->origin;
     struct mcf_tokens t;
     struct master_service s;
     const char *split_why = NULL;
@@ -354,94 +326,30 @@ static bool mcf_logical(struct master_cf *out, const char *origin, const char *t
 bool master_cf_parse(const char *text, size_t len, const char *origin,
                      struct master_cf *out, char **err)
 {
-    const char *p = text, *end = text + len, *nl, *q;
-    struct buf logical;
-    int lineno = 0, start = 0;
-    size_t n;
-    bool ok = true;
+    struct mcf_parse st;
 
     out->svc = NULL;
     out->n = 0;
     *err = NULL;
-    if (origin == NULL)
-        origin = "master.cf";
-    if (memchr(text, 0, len) != NULL) {
-        *err = xasprintf("%s: file contains a NUL character", origin);
+    st.out = out;
+    st.origin = origin ? origin : "master.cf";
+    if (!cfg_logical_lines(text, len, st.origin, MCF_LINE_MAX, mcf_logical, &st, err)) {
+        master_cf_free(out);
         return false;
     }
-    buf_init(&logical, MCF_LINE_MAX);
-    while (ok && p < end) {
-        nl = memchr(p, '\n', (size_t)(end - p));
-        n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        lineno++;
-        for (q = p; q < p + n && isspace((unsigned char)*q); q++)
-            ;
-        if (q == p + n || *q == '#') {
-            /* blank or comment: skipped, does not end the logical line */
-        } else if (q != p) {
-            if (start == 0)
-                msg_warn("%s, line %d: logical line must not start with white space "
-                         "(ignored)", origin, lineno);
-            else if (buf_putc(&logical, ' ') < 0 || buf_append(&logical, q, (size_t)(p + n - q)) < 0) {
-                *err = xasprintf("%s, line %d: logical line is too long", origin, start);
-                ok = false;
-            }
-        } else {
-            if (start)
-                ok = mcf_logical(out, origin, buf_str(&logical), start, err);
-            buf_reset(&logical);
-            start = lineno;
-            if (ok && buf_append(&logical, p, n) < 0) {
-                *err = xasprintf("%s, line %d: line is too long", origin, lineno);
-                ok = false;
-            }
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (ok && start)
-        ok = mcf_logical(out, origin, buf_str(&logical), start, err);
-    buf_free(&logical);
-    if (!ok)
-        master_cf_free(out);
-    return ok;
+    return true;
 }
 
 /* master_cf_load - read and parse a master.cf file; false + *err */
 bool master_cf_load(const char *path, struct master_cf *out, char **err)
 {
     struct buf text;
-    char chunk[8192];
-    ssize_t got;
-    int fd;
     bool ok;
 
     out->svc = NULL;
     out->n = 0;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        *err = xasprintf("open %s: %m", path);
+    if (!cfg_read_file(path, MCF_FILE_MAX, &text, err))
         return false;
-    }
-    buf_init(&text, MCF_FILE_MAX);
-    for (;;) {
-        got = read(fd, chunk, sizeof(chunk));
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        if (buf_append(&text, chunk, (size_t)got) < 0) {
-            close(fd);
-            buf_free(&text);
-            *err = xasprintf("%s: file is larger than %zu bytes", path, (size_t)MCF_FILE_MAX);
-            return false;
-        }
-    }
-    if (got < 0) {
-        *err = xasprintf("read %s: %m", path);
-        close(fd);
-        buf_free(&text);
-        return false;
-    }
-    close(fd);
     ok = master_cf_parse(buf_str(&text), text.len, path, out, err);
     buf_free(&text);
     return ok;

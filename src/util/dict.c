@@ -253,71 +253,61 @@ static bool dict_static_open(struct dict *d, char **err)
     return true;
 }
 
-/* unix_pw_lookup - getpwnam_r with a growing buffer */
-static enum dict_result unix_pw_lookup(struct dict *d, const char *key, const char **value)
+/* unix_lookup - getgrnam_r (group) or getpwnam_r with a growing buffer */
+static enum dict_result unix_lookup(struct dict *d, const char *key, bool group,
+                                    const char **value)
 {
-    struct passwd pw, *res = NULL;
+    struct passwd pw, *pres = NULL;
+    struct group gr, *gres = NULL;
+    struct buf out = BUF_INIT;
     size_t size = DICT_PW_BUF_MIN;
     char *buf = NULL;
+    enum dict_result r;
     int rc;
 
     for (;;) {
         buf = xrealloc(buf, size);
-        rc = getpwnam_r(key, &pw, buf, size, &res);
+        if (group)
+            rc = getgrnam_r(key, &gr, buf, size, &gres);
+        else
+            rc = getpwnam_r(key, &pw, buf, size, &pres);
         if (rc != ERANGE || size >= DICT_PW_BUF_MAX)
             break;
         size *= 2;
     }
-    enum dict_result r;
-    if (res != NULL) {
-        struct buf out = BUF_INIT;
+    if (pres != NULL) {
         buf_printf(&out, "%s:%s:%ld:%ld:%s:%s:%s", pw.pw_name, pw.pw_passwd,
                    (long)pw.pw_uid, (long)pw.pw_gid, pw.pw_gecos ? pw.pw_gecos : "",
                    pw.pw_dir ? pw.pw_dir : "", pw.pw_shell ? pw.pw_shell : "");
-        r = dict_set_value(d, buf_str(&out), out.len, value);
-        buf_free(&out);
-    } else if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM) {
-        r = DICT_NOTFOUND;
-    } else {
-        msg_warn("%s: lookup of \"%s\": %s", d->spec, key, strerror(rc));
-        r = DICT_TEMPFAIL;
-    }
-    free(buf);
-    return r;
-}
-
-/* unix_gr_lookup - getgrnam_r with a growing buffer */
-static enum dict_result unix_gr_lookup(struct dict *d, const char *key, const char **value)
-{
-    struct group gr, *res = NULL;
-    size_t size = DICT_PW_BUF_MIN;
-    char *buf = NULL;
-    int rc;
-
-    for (;;) {
-        buf = xrealloc(buf, size);
-        rc = getgrnam_r(key, &gr, buf, size, &res);
-        if (rc != ERANGE || size >= DICT_PW_BUF_MAX)
-            break;
-        size *= 2;
-    }
-    enum dict_result r;
-    if (res != NULL) {
-        struct buf out = BUF_INIT;
+    } else if (gres != NULL) {
         buf_printf(&out, "%s:%s:%ld:", gr.gr_name, gr.gr_passwd ? gr.gr_passwd : "",
                    (long)gr.gr_gid);
         for (char **m = gr.gr_mem; m && *m; m++)
             buf_printf(&out, "%s%s", m == gr.gr_mem ? "" : ",", *m);
+    }
+    if (pres != NULL || gres != NULL) {
         r = dict_set_value(d, buf_str(&out), out.len, value);
-        buf_free(&out);
     } else if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM) {
         r = DICT_NOTFOUND;
     } else {
         msg_warn("%s: lookup of \"%s\": %s", d->spec, key, strerror(rc));
         r = DICT_TEMPFAIL;
     }
+    buf_free(&out);
     free(buf);
     return r;
+}
+
+/* unix_pw_lookup - unix:passwd.byname */
+static enum dict_result unix_pw_lookup(struct dict *d, const char *key, const char **value)
+{
+    return unix_lookup(d, key, false, value);
+}
+
+/* unix_gr_lookup - unix:group.byname */
+static enum dict_result unix_gr_lookup(struct dict *d, const char *key, const char **value)
+{
+    return unix_lookup(d, key, true, value);
 }
 
 /* dict_unix_open - unix:passwd.byname and unix:group.byname */

@@ -24,77 +24,10 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 
+#include "golden.h"
+
+#define GOLDEN_SUBDIR "addr"
 #define GOLDEN_FIELDS_MIN 3
-#define HEX_RADIX 16
-
-/* hexval - value of a hex digit or -1 */
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/*
- * expand - golden field -> bytes. {TEXT*N} is always expanded; escapes
- * are decoded when raw, else copied as written (to compare with render()).
- */
-static void expand(const char *s, size_t n, bool raw, struct buf *out)
-{
-    size_t i = 0, j, k, count;
-    const char *star, *close;
-
-    while (i < n) {
-        if (s[i] == '\\' && i + 1 < n) {
-            size_t w = 2;
-            char c = s[i + 1];
-            if (c == 'x' && i + 3 < n && hexval(s[i + 2]) >= 0 && hexval(s[i + 3]) >= 0) {
-                w = 4;
-                c = (char)(hexval(s[i + 2]) * HEX_RADIX + hexval(s[i + 3]));
-            } else if (c == 't') {
-                c = '\t';
-            }
-            if (raw)
-                assert_int_equal(buf_putc(out, (unsigned char)c), 0);
-            else
-                assert_int_equal(buf_append(out, s + i, w), 0);
-            i += w;
-        } else if (s[i] == '{' && (star = memchr(s + i, '*', n - i)) != NULL
-                   && (close = memchr(star, '}', (size_t)(s + n - star))) != NULL) {
-            count = strtoul(star + 1, NULL, 10);
-            j = (size_t)(star - (s + i + 1));
-            for (k = 0; k < count; k++)
-                assert_int_equal(buf_append(out, s + i + 1, j), 0);
-            i = (size_t)(close - s) + 1;
-        } else {
-            assert_int_equal(buf_putc(out, (unsigned char)s[i]), 0);
-            i++;
-        }
-    }
-}
-
-/* render - bytes -> golden text (the escaped form expand() copies) */
-static void render(struct buf *out, const char *s, size_t n)
-{
-    size_t i;
-    unsigned char c;
-
-    for (i = 0; i < n; i++) {
-        c = (unsigned char)s[i];
-        if (c == '\\' || c == '{')
-            buf_printf(out, "\\%c", c);
-        else if (c == '\t')
-            buf_puts(out, "\\t");
-        else if (c < 0x20 || c == 0x7f)
-            buf_printf(out, "\\x%02x", c);
-        else
-            buf_putc(out, c);
-    }
-}
 
 /* parse_flags - golden FLAGS field -> ADDR_* bits */
 static unsigned parse_flags(const char *s, size_t n)
@@ -160,11 +93,11 @@ static enum addr_status run_case(const struct buf *in, unsigned flags, struct bu
     if (st == ADDR_OK) {
         assert_true(end <= in->len);
         buf_putc(got, '\t');
-        render(got, a.addr, strlen(a.addr));
+        golden_render(got, a.addr, strlen(a.addr));
         buf_putc(got, '\t');
-        render(got, a.local, strlen(a.local));
+        golden_render(got, a.local, strlen(a.local));
         buf_putc(got, '\t');
-        render(got, a.domain, strlen(a.domain));
+        golden_render(got, a.domain, strlen(a.domain));
         buf_printf(got, "\t%zu\t%s", end, a.has_8bit ? "8bit" : "7bit");
         check_reparse(&a, flags);
         addr_free(&a);
@@ -177,66 +110,33 @@ static enum addr_status run_case(const struct buf *in, unsigned flags, struct bu
     return st;
 }
 
-/* golden_dir - where the golden files are */
-static const char *golden_dir(void)
-{
-    const char *src = getenv("POSTA_SRCDIR");
-    static char path[4096];
-
-    snprintf(path, sizeof(path), "%s/tests/golden/addr", src ? src : ".");
-    return path;
-}
-
 /* run_golden - every case of one file; want_ok says which outcome is required */
 static void run_golden(const char *name, bool want_ok)
 {
-    char path[4200], *line = NULL;
-    size_t cap = 0, lineno = 0, cases = 0, failures = 0;
-    ssize_t n;
-    FILE *fp;
-    bool print = getenv("POSTA_GOLDEN_PRINT") != NULL;
+    struct golden_lines g;
+    char *line, *t1, *t2;
 
-    snprintf(path, sizeof(path), "%s/%s", golden_dir(), name);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        fail_msg("cannot open %s: %s", path, strerror(errno));
-    while ((n = getline(&line, &cap, fp)) >= 0) {
+    golden_lines_open(&g, GOLDEN_SUBDIR, name);
+    while ((line = golden_lines_next(&g)) != NULL) {
         struct buf in = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
-        char *t1, *t2;
         enum addr_status st;
 
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = 0;
-        if (n == 0 || line[0] == '#')
-            continue;
-        t1 = strchr(line, '\t');
-        t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-        if (t2 == NULL)
-            fail_msg("%s:%zu: fewer than %d fields", path, lineno, GOLDEN_FIELDS_MIN);
-        expand(t1 + 1, (size_t)(t2 - t1 - 1), true, &in);
-        expand(t2 + 1, strlen(t2 + 1), false, &want);
+        golden_lines_fields(&g, &t1, &t2, GOLDEN_FIELDS_MIN);
+        golden_expand(t1 + 1, (size_t)(t2 - t1 - 1), true, &in);
+        golden_expand(t2 + 1, strlen(t2 + 1), false, &want);
         st = run_case(&in, parse_flags(line, (size_t)(t1 - line)), &got);
-        cases++;
-        if (print)
+        if (g.print)
             printf("%.*s\t%s\n", (int)(t2 - line), line, buf_str(&got));
-        if (strcmp(buf_str(&want), buf_str(&got)) != 0) {
-            print_message("%s:%zu: input %.*s\n  want: %s\n  got:  %s\n", path, lineno,
-                          (int)(t2 - t1 - 1), t1 + 1, buf_str(&want), buf_str(&got));
-            failures++;
-        } else if ((st == ADDR_OK) != want_ok) {
-            print_message("%s:%zu: case belongs in the other file\n", path, lineno);
-            failures++;
+        if (golden_lines_check(&g, t1 + 1, (int)(t2 - t1 - 1), buf_str(&want), buf_str(&got))
+            == 0 && (st == ADDR_OK) != want_ok) {
+            print_message("%s:%zu: case belongs in the other file\n", g.path, g.lineno);
+            g.failures++;
         }
         buf_free(&in);
         buf_free(&want);
         buf_free(&got);
     }
-    free(line);
-    fclose(fp);
-    assert_true(cases > 0);
-    if (failures > 0)
-        fail_msg("%s: %zu of %zu cases differ", name, failures, cases);
+    golden_lines_close(&g);
 }
 
 /* test_golden_valid - valid.txt */

@@ -21,7 +21,9 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 
-#define LINE_MAX_GOLDEN 8192
+#include "golden.h"
+
+#define GOLDEN_SUBDIR "aliasfile"
 #define MIN_CASES 10
 
 /* unescape - golden field escapes \n \t \\ (others kept) */
@@ -40,14 +42,6 @@ static void unescape(const char *s, size_t n, struct buf *out)
         }
         buf_putc(out, s[i]);
     }
-}
-
-/* golden_path - tests/golden/aliasfile/name */
-static char *golden_path(const char *name)
-{
-    const char *src = getenv("POSTA_SRCDIR");
-
-    return xasprintf("%s/tests/golden/aliasfile/%s", src ? src : ".", name);
 }
 
 /* render_parse - what aliasfile_parse produced, in the golden form */
@@ -92,47 +86,31 @@ static void render_argv(const char *cmd, struct buf *out)
 /* run_golden - every case of one file; returns the number of cases */
 static int run_golden(const char *name, bool is_argv)
 {
-    char *path = golden_path(name);
-    FILE *fp = fopen(path, "r");
-    char line[LINE_MAX_GOLDEN];
+    struct golden_lines g;
     struct buf in = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
-    int cases = 0, failed = 0, lineno = 0;
-    bool print = getenv("POSTA_GOLDEN_PRINT") != NULL;
+    char *line, *tab;
+    int cases;
 
-    if (fp == NULL)
-        fail_msg("cannot open %s", path);
-    while (fgets(line, sizeof(line), fp)) {
-        size_t n = strlen(line);
-        char *tab;
-
-        lineno++;
-        if (n > 0 && line[n - 1] == '\n')
-            line[--n] = 0;
-        if (n == 0 || line[0] == '#')
-            continue;
+    golden_lines_open(&g, GOLDEN_SUBDIR, name);
+    while ((line = golden_lines_next(&g)) != NULL) {
         tab = strrchr(line, '\t');
         if (tab == NULL)
-            fail_msg("%s:%d: no TAB", path, lineno);
+            fail_msg("%s:%zu: no TAB", g.path, g.lineno);
         unescape(line, (size_t)(tab - line), &in);
         unescape(tab + 1, strlen(tab + 1), &want);
         if (is_argv)
             render_argv(buf_str(&in), &got);
         else
             render_parse(buf_str(&in), in.len, &got);
-        if (print)
-            printf("%s:%d: %s\n", name, lineno, buf_str(&got));
-        if (strcmp(buf_str(&got), buf_str(&want)) != 0) {
-            printf("%s:%d: want [%s] got [%s]\n", path, lineno, buf_str(&want), buf_str(&got));
-            failed++;
-        }
-        cases++;
+        if (g.print)
+            printf("%s:%zu: %s\n", name, g.lineno, buf_str(&got));
+        golden_lines_check(&g, line, (int)(tab - line), buf_str(&want), buf_str(&got));
     }
-    fclose(fp);
-    free(path);
+    cases = (int)g.cases;
     buf_free(&in);
     buf_free(&want);
     buf_free(&got);
-    assert_int_equal(failed, 0);
+    golden_lines_close(&g);
     return cases;
 }
 

@@ -16,7 +16,6 @@
  */
 #include "util/sys.h"
 
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -28,8 +27,10 @@
 #include "util/buf.h"
 #include "util/log.h"
 
+#include "golden.h"
+
 #define GOLDEN_SUBDIR "config"
-#define TEST_FILE_MAX ((size_t)1 << 24)
+#define GOLDEN_MIN_FILES 10
 
 static const char debian_main_cf[] =
     "smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)\n"
@@ -441,32 +442,6 @@ static void test_load_dir(void **state)
 
 /* ---- golden files -------------------------------------------------------- */
 
-/* golden_dir - where the golden files are */
-static char *golden_dir(void)
-{
-    const char *src = getenv("POSTA_SRCDIR");
-
-    return xasprintf("%s/tests/golden/%s", src && *src ? src : ".", GOLDEN_SUBDIR);
-}
-
-/* read_file - whole file, or NULL */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    struct buf b = BUF_INIT;
-    char chunk[4096];
-    size_t n;
-
-    if (fp == NULL)
-        return NULL;
-    buf_init(&b, TEST_FILE_MAX);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        assert_int_equal(buf_append(&b, chunk, n), 0);
-    fclose(fp);
-    *len = b.len;
-    return buf_steal(&b);
-}
-
 /* dump_query - "name = value" and the typed value */
 static void dump_query(struct cfg *cfg, const char *name, struct buf *out)
 {
@@ -560,94 +535,34 @@ static void run_directive(struct cfg *cfg, char *line, struct buf *out)
     fail_msg("unknown golden directive: %s", line);
 }
 
-/* golden_case - run one NAME.cf; compare with (or write) NAME.out */
-static int golden_case(const char *dir, const char *file)
+/* render_cf - load one main.cf and run its #@ directives */
+static void render_cf(const char *file, char *text, size_t len, struct buf *out)
 {
-    char *path = xasprintf("%s/%s", dir, file);
-    char *outpath = xasprintf("%.*s.out", (int)(strlen(path) - 3), path);
-    size_t len, elen = 0;
-    char *text = read_file(path, &len);
-    char *expect, *err = NULL, *p, *nl;
-    struct buf out = BUF_INIT;
+    char *err = NULL, *p, *nl;
     struct cfg *cfg;
-    int failed = 0;
-    FILE *fp;
 
-    assert_non_null(text);
     cfg = cfg_load_string(text, len, file, &err);
     if (cfg == NULL) {
-        buf_printf(&out, "error: %s\n", err);
+        buf_printf(out, "error: %s\n", err);
         free(err);
-    } else {
-        for (p = text; p && *p; p = nl ? nl + 1 : NULL) {
-            nl = strchr(p, '\n');
-            if (nl)
-                *nl = 0;
-            if (nl && nl > p && nl[-1] == '\r')
-                nl[-1] = 0;
-            if (strncmp(p, "#@", 2) == 0)
-                run_directive(cfg, p, &out);
-        }
-        cfg_free(cfg);
+        return;
     }
-    if (getenv("POSTA_GOLDEN_UPDATE") && strcmp(getenv("POSTA_GOLDEN_UPDATE"), "1") == 0) {
-        fp = fopen(outpath, "w");
-        assert_non_null(fp);
-        fputs(buf_str(&out), fp);
-        fclose(fp);
-    } else {
-        expect = read_file(outpath, &elen);
-        if (expect == NULL) {
-            print_error("golden %s: missing %s\n", file, outpath);
-            failed = 1;
-        } else if (elen != out.len || memcmp(expect, buf_str(&out), elen) != 0) {
-            print_error("golden %s: output differs from %s\n--- got:\n%s--- expected:\n%s",
-                        file, outpath, buf_str(&out), expect);
-            failed = 1;
-        }
-        free(expect);
+    for (p = text; p && *p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        if (nl && nl > p && nl[-1] == '\r')
+            nl[-1] = 0;
+        if (strncmp(p, "#@", 2) == 0)
+            run_directive(cfg, p, out);
     }
-    buf_free(&out);
-    free(text);
-    free(outpath);
-    free(path);
-    return failed;
+    cfg_free(cfg);
 }
 
-/* name_cmp - qsort of file names */
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* test_golden - every tests/golden/config/NAME.cf against NAME.out */
 static void test_golden(void **state)
 {
-    char *dir = golden_dir();
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, i, len;
-    int failed = 0;
-
-    if (d == NULL)
-        fail_msg("cannot open %s (run the tests from the repository root)", dir);
-    while ((de = readdir(d)) != NULL) {
-        len = strlen(de->d_name);
-        if (len > 3 && strcmp(de->d_name + len - 3, ".cf") == 0) {
-            names = xreallocarray(names, n + 1, sizeof(*names));
-            names[n++] = xstrdup(de->d_name);
-        }
-    }
-    closedir(d);
-    assert_true(n >= 10);
-    qsort(names, n, sizeof(*names), name_cmp);
-    for (i = 0; i < n; i++) {
-        failed += golden_case(dir, names[i]);
-        free(names[i]);
-    }
-    free(names);
-    free(dir);
-    assert_int_equal(failed, 0);
+    golden_run_dir(GOLDEN_SUBDIR, ".cf", GOLDEN_MIN_FILES, render_cf);
 }
 
 int main(void)

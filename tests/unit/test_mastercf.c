@@ -10,7 +10,6 @@
  */
 #include "util/sys.h"
 
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <cmocka.h>
@@ -20,8 +19,10 @@
 #include "util/buf.h"
 #include "util/log.h"
 
+#include "golden.h"
+
 #define GOLDEN_SUBDIR "mastercf"
-#define TEST_FILE_MAX ((size_t)1 << 24)
+#define GOLDEN_MIN_FILES 10
 
 /* parse - master_cf_parse on a C string */
 static bool parse(const char *text, struct master_cf *m, char **err)
@@ -147,32 +148,6 @@ static void test_load_file(void **state)
 
 /* ---- golden files -------------------------------------------------------- */
 
-/* golden_dir - where the golden files are */
-static char *golden_dir(void)
-{
-    const char *src = getenv("POSTA_SRCDIR");
-
-    return xasprintf("%s/tests/golden/%s", src && *src ? src : ".", GOLDEN_SUBDIR);
-}
-
-/* read_file - whole file, or NULL */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    struct buf b = BUF_INIT;
-    char chunk[4096];
-    size_t n;
-
-    if (fp == NULL)
-        return NULL;
-    buf_init(&b, TEST_FILE_MAX);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        assert_int_equal(buf_append(&b, chunk, n), 0);
-    fclose(fp);
-    *len = b.len;
-    return buf_steal(&b);
-}
-
 /* dump - the parse result as text */
 static void dump(const struct master_cf *m, struct buf *out)
 {
@@ -193,85 +168,25 @@ static void dump(const struct master_cf *m, struct buf *out)
     }
 }
 
-/* golden_case - run one NAME.cf; compare with (or write) NAME.out */
-static int golden_case(const char *dir, const char *file)
+/* render_cf - parse one master.cf and dump it */
+static void render_cf(const char *file, char *text, size_t len, struct buf *out)
 {
-    char *path = xasprintf("%s/%s", dir, file);
-    char *outpath = xasprintf("%.*s.out", (int)(strlen(path) - 3), path);
-    size_t len, elen = 0;
-    char *text = read_file(path, &len);
-    char *expect, *err = NULL;
-    struct buf out = BUF_INIT;
     struct master_cf m;
-    int failed = 0;
-    FILE *fp;
+    char *err = NULL;
 
-    assert_non_null(text);
     if (master_cf_parse(text, len, file, &m, &err)) {
-        dump(&m, &out);
+        dump(&m, out);
         master_cf_free(&m);
     } else {
-        buf_printf(&out, "error: %s\n", err);
+        buf_printf(out, "error: %s\n", err);
         free(err);
     }
-    if (getenv("POSTA_GOLDEN_UPDATE") && strcmp(getenv("POSTA_GOLDEN_UPDATE"), "1") == 0) {
-        fp = fopen(outpath, "w");
-        assert_non_null(fp);
-        fputs(buf_str(&out), fp);
-        fclose(fp);
-    } else {
-        expect = read_file(outpath, &elen);
-        if (expect == NULL) {
-            print_error("golden %s: missing %s\n", file, outpath);
-            failed = 1;
-        } else if (elen != out.len || memcmp(expect, buf_str(&out), elen) != 0) {
-            print_error("golden %s: output differs from %s\n--- got:\n%s--- expected:\n%s",
-                        file, outpath, buf_str(&out), expect);
-            failed = 1;
-        }
-        free(expect);
-    }
-    buf_free(&out);
-    free(text);
-    free(outpath);
-    free(path);
-    return failed;
 }
 
-/* name_cmp - qsort of file names */
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* test_golden - every tests/golden/mastercf/NAME.cf against NAME.out */
 static void test_golden(void **state)
 {
-    char *dir = golden_dir();
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, i, len;
-    int failed = 0;
-
-    if (d == NULL)
-        fail_msg("cannot open %s (run the tests from the repository root)", dir);
-    while ((de = readdir(d)) != NULL) {
-        len = strlen(de->d_name);
-        if (len > 3 && strcmp(de->d_name + len - 3, ".cf") == 0) {
-            names = xreallocarray(names, n + 1, sizeof(*names));
-            names[n++] = xstrdup(de->d_name);
-        }
-    }
-    closedir(d);
-    assert_true(n >= 10);
-    qsort(names, n, sizeof(*names), name_cmp);
-    for (i = 0; i < n; i++) {
-        failed += golden_case(dir, names[i]);
-        free(names[i]);
-    }
-    free(names);
-    free(dir);
-    assert_int_equal(failed, 0);
+    golden_run_dir(GOLDEN_SUBDIR, ".cf", GOLDEN_MIN_FILES, render_cf);
 }
 
 int main(void)

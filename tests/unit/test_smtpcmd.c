@@ -3,7 +3,7 @@
  *
  * Golden files in tests/golden/smtpcmd/, one case per line, fields
  * separated by TAB (escapes \\ \t \{ \xHH and {TEXT*N} repeats as in
- * test_addr.c; "#" lines and blank lines are ignored):
+ * golden.h; "#" lines and blank lines are ignored):
  *
  *   split.txt     LINE  VERB|?  ARG
  *       smtpcmd_split against a fixed verb table.
@@ -31,7 +31,9 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 
-#define HEX_RADIX 16
+#include "golden.h"
+
+#define GOLDEN_SUBDIR "smtpcmd"
 #define GOLDEN_FIELDS_MIN 3
 #define BYTE_VALUES 256
 
@@ -39,71 +41,6 @@ static const char *const verbs[] = {
     "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET",
     "NOOP", "QUIT", "VRFY", "STARTTLS", "AUTH", "BDAT",
 };
-
-/* hexval - value of a hex digit or -1 */
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* expand - golden field -> bytes ({TEXT*N} always, escapes only when raw) */
-static void expand(const char *s, size_t n, bool raw, struct buf *out)
-{
-    size_t i = 0, j, k, count;
-    const char *star, *close;
-
-    while (i < n) {
-        if (s[i] == '\\' && i + 1 < n) {
-            size_t w = 2;
-            char c = s[i + 1];
-            if (c == 'x' && i + 3 < n && hexval(s[i + 2]) >= 0 && hexval(s[i + 3]) >= 0) {
-                w = 4;
-                c = (char)(hexval(s[i + 2]) * HEX_RADIX + hexval(s[i + 3]));
-            } else if (c == 't') {
-                c = '\t';
-            }
-            if (raw)
-                assert_int_equal(buf_putc(out, (unsigned char)c), 0);
-            else
-                assert_int_equal(buf_append(out, s + i, w), 0);
-            i += w;
-        } else if (s[i] == '{' && (star = memchr(s + i, '*', n - i)) != NULL
-                   && (close = memchr(star, '}', (size_t)(s + n - star))) != NULL) {
-            count = strtoul(star + 1, NULL, 10);
-            j = (size_t)(star - (s + i + 1));
-            for (k = 0; k < count; k++)
-                assert_int_equal(buf_append(out, s + i + 1, j), 0);
-            i = (size_t)(close - s) + 1;
-        } else {
-            assert_int_equal(buf_putc(out, (unsigned char)s[i]), 0);
-            i++;
-        }
-    }
-}
-
-/* render - bytes -> golden text (the escaped form expand() copies) */
-static void render(struct buf *out, const char *s)
-{
-    unsigned char c;
-
-    for (; *s != 0; s++) {
-        c = (unsigned char)*s;
-        if (c == '\\' || c == '{')
-            buf_printf(out, "\\%c", c);
-        else if (c == '\t')
-            buf_puts(out, "\\t");
-        else if (c < 0x20 || c == 0x7f)
-            buf_printf(out, "\\x%02x", c);
-        else
-            buf_putc(out, c);
-    }
-}
 
 /* addr_status_name - golden name of an address status */
 static const char *addr_status_name(enum addr_status st)
@@ -178,17 +115,17 @@ static void case_mailrcpt(const char *flags, const char *arg, size_t len, struct
     }
     check_params(&params);
     buf_puts(got, "OK\t");
-    render(got, a.addr);
+    golden_render(got, a.addr, strlen(a.addr));
     buf_putc(got, '\t');
     if (params.n == 0)
         buf_putc(got, '-');
     for (i = 0; i < params.n; i++) {
         if (i > 0)
             buf_putc(got, ' ');
-        render(got, params.p[i].key);
+        golden_render(got, params.p[i].key, strlen(params.p[i].key));
         if (params.p[i].value != NULL) {
             buf_putc(got, '=');
-            render(got, params.p[i].value);
+            golden_render(got, params.p[i].value, strlen(params.p[i].value));
         }
     }
     smtpcmd_params_free(&params);
@@ -205,7 +142,7 @@ static void case_split(const char *line, struct buf *got)
     assert_true(arg >= line && arg <= line + strlen(line));
     buf_puts(got, i < 0 ? "?" : verbs[i]);
     buf_putc(got, '\t');
-    render(got, arg);
+    golden_render(got, arg, strlen(arg));
 }
 
 /* case_xtext - one xtext decode or encode */
@@ -236,68 +173,44 @@ static void case_xtext(const char *mode, const char *in, struct buf *got)
         fail_msg("bad xtext mode %s", mode);
     }
     buf_puts(got, "OK\t");
-    render(got, out);
+    golden_render(got, out, strlen(out));
     free(out);
 }
 
 /* run_golden - every case of one golden file */
 static void run_golden(const char *name)
 {
-    const char *src = getenv("POSTA_SRCDIR");
-    char path[4200], *line = NULL, *t1, *t2;
-    size_t cap = 0, lineno = 0, cases = 0, failures = 0;
-    ssize_t n;
-    FILE *fp;
-    bool print = getenv("POSTA_GOLDEN_PRINT") != NULL;
+    struct golden_lines g;
+    char *line, *t1, *t2;
+    bool split = strcmp(name, "split.txt") == 0;
 
-    snprintf(path, sizeof(path), "%s/tests/golden/smtpcmd/%s", src ? src : ".", name);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        fail_msg("cannot open %s: %s", path, strerror(errno));
-    while ((n = getline(&line, &cap, fp)) >= 0) {
+    golden_lines_open(&g, GOLDEN_SUBDIR, name);
+    while ((line = golden_lines_next(&g)) != NULL) {
         struct buf f0 = BUF_INIT, f1 = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
 
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = 0;
-        if (n == 0 || line[0] == '#')
-            continue;
-        t1 = strchr(line, '\t');
-        t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-        if (t2 == NULL)
-            fail_msg("%s:%zu: fewer than %d fields", path, lineno, GOLDEN_FIELDS_MIN);
-        expand(line, (size_t)(t1 - line), true, &f0);
-        expand(t1 + 1, (size_t)(t2 - t1 - 1), true, &f1);
-        expand(t2 + 1, strlen(t2 + 1), false, &want);
-        if (strcmp(name, "split.txt") == 0) {
+        golden_lines_fields(&g, &t1, &t2, GOLDEN_FIELDS_MIN);
+        golden_expand(line, (size_t)(t1 - line), true, &f0);
+        golden_expand(t1 + 1, (size_t)(t2 - t1 - 1), true, &f1);
+        if (split) {
             /* LINE VERB ARG: the expectation is the second and third fields */
-            buf_reset(&want);
-            expand(t1 + 1, strlen(t1 + 1), false, &want);
+            golden_expand(t1 + 1, strlen(t1 + 1), false, &want);
             case_split(buf_str(&f0), &got);
         } else if (strcmp(name, "mailrcpt.txt") == 0) {
+            golden_expand(t2 + 1, strlen(t2 + 1), false, &want);
             case_mailrcpt(buf_str(&f0), buf_str(&f1), f1.len, &got);
         } else {
+            golden_expand(t2 + 1, strlen(t2 + 1), false, &want);
             case_xtext(buf_str(&f0), buf_str(&f1), &got);
         }
-        cases++;
-        if (print)
-            printf("%.*s\t%s\n", (int)((strcmp(name, "split.txt") == 0 ? t1 : t2) - line),
-                   line, buf_str(&got));
-        if (strcmp(buf_str(&want), buf_str(&got)) != 0) {
-            print_message("%s:%zu: %s\n  want: %s\n  got:  %s\n", path, lineno, line,
-                          buf_str(&want), buf_str(&got));
-            failures++;
-        }
+        if (g.print)
+            printf("%.*s\t%s\n", (int)((split ? t1 : t2) - line), line, buf_str(&got));
+        golden_lines_check(&g, line, (int)strlen(line), buf_str(&want), buf_str(&got));
         buf_free(&f0);
         buf_free(&f1);
         buf_free(&want);
         buf_free(&got);
     }
-    free(line);
-    fclose(fp);
-    assert_true(cases > 0);
-    if (failures > 0)
-        fail_msg("%s: %zu of %zu cases differ", name, failures, cases);
+    golden_lines_close(&g);
 }
 
 /* test_golden_split - split.txt */
