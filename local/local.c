@@ -52,6 +52,7 @@
 #define DELAY_ONE_DIGIT 10.0
 #define ATTR_IN_MAX ((size_t)64 << 20)
 #define IDLE_SLICE_MS 1000            /* how often an idle connection checks signals */
+#define NSS_PRELOAD_GROUPS 64         /* room for the throw-away group list */
 
 struct local_conf local_conf;
 static char **alias_specs;
@@ -117,6 +118,20 @@ static void open_aliases(void)
     }
 }
 
+/*
+ * nss_preload - load the group database modules (e.g. libnss_systemd) once
+ * in this process, so that the initgroups() of every delivery child finds
+ * them loaded instead of opening and mapping them again after each fork;
+ * the answer itself is thrown away (each child still asks for its user)
+ */
+static void nss_preload(void)
+{
+    gid_t groups[NSS_PRELOAD_GROUPS];
+    int n = NSS_PRELOAD_GROUPS;
+
+    (void)getgrouplist(local_conf.default_user, local_conf.default_gid, groups, &n);
+}
+
 /* local_post_jail - read the settings (still root: local keeps it) */
 static void local_post_jail(struct server_ctx *ctx)
 {
@@ -152,6 +167,7 @@ static void local_post_jail(struct server_ctx *ctx)
         msg_fatal("default_privs %s has user ID 0: refusing", c->default_user);
     c->default_uid = pw->pw_uid;
     c->default_gid = pw->pw_gid;
+    nss_preload();
     c->mydestination = matchlist_domains(cfg, "mydestination");
     alias_specs = cfg_list(cfg, "alias_maps", &nalias_specs);
     c->nalias_maps = nalias_specs;

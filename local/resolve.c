@@ -219,6 +219,24 @@ static char *fwd_expand(const char *text, const struct fwd_vars *v)
     return out.data ? buf_steal(&out) : xstrdup("");
 }
 
+/*
+ * path_tried - an earlier forward_path entry expanded to path already (the
+ * default "$home/.forward${recipient_delimiter}${extension}, $home/.forward"
+ * names the same file twice when there is no extension): it was not usable
+ */
+static bool path_tried(char **paths, size_t i, const char *path, const struct fwd_vars *v)
+{
+    for (size_t k = 0; k < i; k++) {
+        char *earlier = fwd_expand(paths[k], v);
+        bool same = strcmp(earlier, path) == 0;
+
+        free(earlier);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
 /* try_forward - deliver through the user's first forward_path file; false if none */
 static bool try_forward(struct lmsg *m, const struct lrcpt *r, const struct privs *u,
                         const char *lname, const char *ext, struct dres *res)
@@ -241,7 +259,7 @@ static bool try_forward(struct lmsg *m, const struct lrcpt *r, const struct priv
         struct buf text = BUF_INIT;
         int fd;
 
-        if (path[0] != '/') {
+        if (path[0] != '/' || path_tried(paths, i, path, &v)) {
             free(path);
             continue;
         }

@@ -3,10 +3,13 @@
  *
  * A delivered recipient is marked done in the queue file at once
  * (qfile_mark_done: one byte, fdatasync), after a "delivered" notice when
- * it asked for NOTIFY=SUCCESS. A deferred one is appended to defer/QID,
- * a bounced one to bounce/QID (fdatasync'ed: the bounce log is what
- * keeps a recipient from being delivered again after a crash before its
- * notice was written), as "recipient<TAB>dsn<TAB>reason" lines.
+ * it asked for NOTIFY=SUCCESS; without the fdatasync when it was the last
+ * recipient with no deferred or bounced one left, as the file is then
+ * removed at once (docs/QUEUE.md, crash windows). A deferred one is
+ * appended to defer/QID, a bounced one to bounce/QID (fdatasync'ed: the
+ * bounce log is what keeps a recipient from being delivered again after a
+ * crash before its notice was written), as "recipient<TAB>dsn<TAB>reason"
+ * lines.
  *
  * When every recipient of a message has a result: deferred recipients of
  * a message older than maximal_queue_lifetime (bounce_queue_lifetime for
@@ -194,6 +197,38 @@ static void mark_done(struct qmsg *m, size_t i)
                  m->q->rcpts[i].addr);
 }
 
+/*
+ * removal_next - every recipient of m has a result and none is deferred or
+ * bounced: result_message_check will remove the queue file right away (no
+ * notice, no retry), so a durable done mark would be wasted work
+ */
+static bool removal_next(const struct qmsg *m)
+{
+    if (m->unfinished > 0)
+        return false;
+    for (size_t i = 0; i < m->q->nrcpts; i++)
+        if (m->ri[i].st == RS_DEFER || m->ri[i].st == RS_BOUNCE)
+            return false;
+    return true;
+}
+
+/*
+ * mark_sent - mark delivered recipient i done: durably, unless the file is
+ * about to be removed (then the mark only covers a qmgr crash before the
+ * unlink; after a system crash in that window the recipient is delivered
+ * again, the same window as between the agent's reply and any mark)
+ */
+static void mark_sent(struct qmsg *m, size_t i)
+{
+    if (!removal_next(m)) {
+        mark_done(m, i);
+        return;
+    }
+    if (!msg_fd_open(m) || qfile_mark_done_nosync(m->q, i) < 0)
+        msg_warn("%s: mark recipient <%s> done: %m (it may be delivered again)", m->qid,
+                 m->q->rcpts[i].addr);
+}
+
 /* result_record - apply the result of recipient i; log it when log_it */
 void result_record(struct qmsg *m, size_t i, enum deliver_status st, const char *dsn,
                    const char *relay, const char *text, bool log_it)
@@ -221,7 +256,7 @@ void result_record(struct qmsg *m, size_t i, enum deliver_status st, const char 
             else if (new_qid[0])
                 notice_written(new_qid);
         }
-        mark_done(m, i);
+        mark_sent(m, i);
         msg_fd_close(m);
         break;
     case DELIVER_DEFERRED:

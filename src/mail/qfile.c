@@ -1088,8 +1088,8 @@ fail:
     return -1;
 }
 
-/* qfile_mark_done - mark recipient i finished (in place) and fdatasync */
-int qfile_mark_done(struct qfile *q, size_t i)
+/* mark_done - write recipient i's done mark; fdatasync it when sync */
+static int mark_done(struct qfile *q, size_t i, bool sync)
 {
     static const char done = QREC_DONE;
 
@@ -1101,10 +1101,22 @@ int qfile_mark_done(struct qfile *q, size_t i)
         return 0;
     if (qfw_pwrite_all(q->fd, &done, 1, q->rcpts[i].offset) < 0)
         return -1;
-    if (fdatasync(q->fd) < 0)
+    if (sync && fdatasync(q->fd) < 0)
         return -1;
     q->rcpts[i].done = true;
     return 0;
+}
+
+/* qfile_mark_done - mark recipient i finished (in place) and fdatasync */
+int qfile_mark_done(struct qfile *q, size_t i)
+{
+    return mark_done(q, i, true);
+}
+
+/* qfile_mark_done_nosync - mark recipient i finished, without fdatasync */
+int qfile_mark_done_nosync(struct qfile *q, size_t i)
+{
+    return mark_done(q, i, false);
 }
 
 /* qfile_close - close and free */

@@ -183,6 +183,12 @@ const char *qfile_attr(const struct qfile *q, const char *name);
 int qfile_read_content(struct qfile *q, struct buf *out);
 /* qfile_mark_done - mark recipient i finished (in place) and fdatasync */
 int qfile_mark_done(struct qfile *q, size_t i);
+/*
+ * qfile_mark_done_nosync - the same mark, left to the page cache: only for
+ * a file about to be removed anyway (a crash before the removal may then
+ * deliver that recipient again, as a crash before any mark would)
+ */
+int qfile_mark_done_nosync(struct qfile *q, size_t i);
 void qfile_close(struct qfile *q);
 
 #endif
