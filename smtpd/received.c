@@ -15,31 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "mail/maildate.h"
 #include "smtpd.h"
 
-#define DATE_MAX 64
-
-/* rfc5322_date - "Sat, 22 Nov 2025 18:30:01 +0000 (UTC)" */
-void rfc5322_date(struct buf *out, time_t when)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    char zone[DATE_MAX];
-    long off;
-
-    localtime_r(&when, &tm);
-    off = tm.tm_gmtoff / 60;
-    if (strftime(zone, sizeof(zone), "%Z", &tm) == 0)
-        zone[0] = 0;
-    (void)buf_printf(out, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
-                     tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+', (off < 0 ? -off : off) / 60,
-                     (off < 0 ? -off : off) % 60);
-    if (zone[0])
-        (void)buf_printf(out, " (%s)", zone);
-}
 
 /* received_header - the Received: header for the current transaction */
 void received_header(struct session *s, struct buf *out, const char *rcpt)
@@ -53,6 +31,6 @@ void received_header(struct session *s, struct buf *out, const char *rcpt)
         (void)buf_printf(out, "\n\tfor <%s>; ", rcpt);
     else
         (void)buf_puts(out, ";\n\t");
-    rfc5322_date(out, time(NULL));
+    mail_date(out, time(NULL));
     (void)buf_putc(out, '\n');
 }

@@ -224,7 +224,6 @@ int policy_rcpt(struct session *s, const char *rcpt, const char *domain, const c
 
 /* received.c */
 void received_header(struct session *s, struct buf *out, const char *rcpt);
-void rfc5322_date(struct buf *out, time_t when);
 
 /* smtpd.c: per-client connection counts */
 unsigned smtpd_client_conn_add(const char *addr);

@@ -74,6 +74,7 @@
 #include <time.h>
 
 #include "mail/bounce.h"
+#include "mail/maildate.h"
 #include "mail/config.h"
 #include "mail/params.h"
 #include "mail/qfile.h"
@@ -95,8 +96,6 @@
 #define SECS_PER_MIN 60LL
 #define SECS_PER_HOUR 3600LL
 #define SECS_PER_DAY 86400LL
-#define TZ_MINUTES 60
-#define YEAR_BASE 1900
 #define TEXT_INDENT "    "
 #define SIGNATURE_INDENT 20
 
@@ -119,33 +118,10 @@ struct notice {
     struct buf boundary;
 };
 
-static const char *const day_names[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
 /* param_str_or - a settings-table string, or def when the table lacks it */
 static const char *param_str_or(struct cfg *cfg, const char *name, const char *def)
 {
     return param_find(name) ? cfg_str(cfg, name) : def;
-}
-
-/* put_date - an RFC 5322 date in local time, independent of the locale */
-static void put_date(struct buf *b, time_t t)
-{
-    struct tm tm;
-    long off;
-    char sign = '+';
-
-    if (localtime_r(&t, &tm) == NULL)
-        gmtime_r(&t, &tm);
-    off = tm.tm_gmtoff / SECS_PER_MIN;
-    if (off < 0) {
-        sign = '-';
-        off = -off;
-    }
-    buf_printf(b, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", day_names[tm.tm_wday % 7],
-               tm.tm_mday, month_names[tm.tm_mon % 12], tm.tm_year + YEAR_BASE, tm.tm_hour,
-               tm.tm_min, tm.tm_sec, sign, off / TZ_MINUTES, off % TZ_MINUTES);
 }
 
 /* clean_char - c if printable ASCII, else '?' (space for white space) */
@@ -568,7 +544,7 @@ static void status_field(struct buf *b, const char *name, const char *value)
 static void date_field(struct buf *b, const char *name, time_t t)
 {
     buf_printf(b, "%s: ", name);
-    put_date(b, t);
+    mail_date(b, t);
     buf_putc(b, '\n');
 }
 
@@ -695,7 +671,7 @@ static void assemble(const struct notice *nt, struct buf *body, const struct buf
 static void top_headers(struct notice *nt, struct buf *h, bool eight_bit)
 {
     buf_puts(h, "Date: ");
-    put_date(h, nt->now);
+    mail_date(h, nt->now);
     buf_printf(h, "\nFrom: MAILER-DAEMON@%s (Mail Delivery System)\n", nt->host);
     /* The address is kept as is (an SMTPUTF8 one may be 8-bit); only controls go. */
     buf_puts(h, "To: ");

@@ -23,13 +23,11 @@
 #include <time.h>
 
 #include "mail/cleanup.h"
+#include "mail/maildate.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 
-#define DATE_ZONE_MAX 64
 #define MSGID_TIME_MAX 32
-#define MINUTES_PER_HOUR 60
-#define SECONDS_PER_MINUTE 60
 #define ASCII_DEL 0x7f
 #define BASE64_GROUP 3
 #define MBOX_FROM "From "
@@ -250,29 +248,6 @@ size_t cleanup_addr_list(const char *v, size_t len, const char *origin,
     return found;
 }
 
-/* cleanup_date - RFC 5322 date in local time */
-void cleanup_date(struct buf *out, time_t when)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    char zone[DATE_ZONE_MAX];
-    long off, aoff;
-
-    localtime_r(&when, &tm);
-    off = tm.tm_gmtoff / SECONDS_PER_MINUTE;
-    aoff = off < 0 ? -off : off;
-    if (strftime(zone, sizeof(zone), "%Z", &tm) == 0)
-        zone[0] = 0;
-    (void)buf_printf(out, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
-                     tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+', aoff / MINUTES_PER_HOUR,
-                     aoff % MINUTES_PER_HOUR);
-    if (zone[0])
-        (void)buf_printf(out, " (%s)", zone);
-}
-
 /* put_safe - append text with control characters replaced by spaces */
 static void put_safe(struct buf *out, const char *s)
 {
@@ -490,7 +465,7 @@ static void put_added(const struct cleanup_info *ci, struct buf *out, bool has_m
     }
     if (!has_date) {
         (void)buf_puts(out, "Date: ");
-        cleanup_date(out, ci->arrival);
+        mail_date(out, ci->arrival);
         (void)buf_putc(out, '\n');
     }
     if (!has_from) {
@@ -534,7 +509,7 @@ int cleanup_local(const struct cleanup_info *ci, const char *msg, size_t len,
     (void)buf_printf(b, " (posta, from userid %lld)\n\tid ", ci->uid);
     put_safe(b, ci->qid);
     (void)buf_puts(b, "; ");
-    cleanup_date(b, ci->arrival);
+    mail_date(b, ci->arrival);
     (void)buf_putc(b, '\n');
     for (size_t i = 0; i < nfields; i++) {
         bool collect = ci->extract &&

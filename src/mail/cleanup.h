@@ -80,7 +80,5 @@ char *cleanup_qualify(const char *addr, const char *origin);
 size_t cleanup_addr_list(const char *value, size_t len, const char *origin,
                          struct buf *rewritten,
                          void (*fn)(void *ctx, const char *addr), void *ctx);
-/* cleanup_date - "Sun, 22 Nov 2026 19:09:40 +0000 (UTC)" in local time */
-void cleanup_date(struct buf *out, time_t when);
 
 #endif
