@@ -1,8 +1,8 @@
 /*
  * content.c - stream the message out of the queue file
  *
- * The message is never held in memory: content_stream walks the
- * QREC_CONTENT records of the (already validated) queue file and hands
+ * The message is never held in memory: content_stream reads it piece by
+ * piece (qfile_content_read, mail/qfile.h) and hands
  * out lines, or pieces of very long lines, with a flag saying whether the
  * piece starts a line. content_copy writes a delivery copy through a
  * caller's output function: optional "From " envelope line, Return-Path,
@@ -28,8 +28,6 @@
 #include "local.h"
 
 #define STREAM_BUF (64 * 1024)         /* read-ahead and longest line piece */
-#define REC_HDR_BYTES 6                /* type + 5-byte varint */
-#define VARINT_BYTES 5
 #define DELIVERED_TO_MAX 1000          /* Delivered-To headers remembered */
 #define HEADER_LINE_MAX 4096           /* of one (unfolded) header kept */
 #define MAILER_DAEMON "MAILER-DAEMON"
@@ -37,15 +35,14 @@
 #define ASCTIME_BUF 64                 /* asctime_r needs at least 26 */
 
 struct stream {
-    int fd;
-    off_t off, end;
-    size_t rec_left;        /* payload bytes left in the current record */
+    const struct qfile *q;
+    struct qfile_cursor cur;
     bool eof;
     char *buf;
     size_t len, pos;
 };
 
-/* stream_fill - read more payload into the buffer; 0, or -1 with errno */
+/* stream_fill - read more message bytes into the buffer; 0, or -1 with errno */
 static int stream_fill(struct stream *s)
 {
     if (s->pos > 0) {
@@ -54,61 +51,13 @@ static int stream_fill(struct stream *s)
         s->pos = 0;
     }
     while (!s->eof && s->len < STREAM_BUF) {
-        if (s->rec_left == 0) {
-            unsigned char h[REC_HDR_BYTES];
-            size_t avail = REC_HDR_BYTES, v = 0, i;
-            ssize_t n;
+        ssize_t n = qfile_content_read(s->q, &s->cur, s->buf + s->len, STREAM_BUF - s->len);
 
-            if (s->off >= s->end) {
-                errno = EINVAL;
-                return -1;
-            }
-            if ((off_t)avail > s->end - s->off)
-                avail = (size_t)(s->end - s->off);
-            n = pread(s->fd, h, avail, s->off);
-            if (n < 0)
-                return -1;
-            if ((size_t)n < 2) {
-                errno = EINVAL;
-                return -1;
-            }
-            for (i = 0; i < VARINT_BYTES && 1 + i < (size_t)n; i++) {
-                v |= (size_t)(h[1 + i] & 0x7f) << (7 * i);
-                if ((h[1 + i] & 0x80) == 0)
-                    break;
-            }
-            if (i >= VARINT_BYTES || 1 + i >= (size_t)n) {
-                errno = EINVAL;
-                return -1;
-            }
-            s->off += (off_t)(2 + i);
-            if (h[0] == QREC_END) {
-                s->eof = true;
-                break;
-            }
-            if (h[0] != QREC_CONTENT || (off_t)v > s->end - s->off) {
-                errno = EINVAL;
-                return -1;
-            }
-            s->rec_left = v;
-            continue;
-        }
-        size_t want = STREAM_BUF - s->len;
-        ssize_t n;
-
-        if (want > s->rec_left)
-            want = s->rec_left;
-        n = pread(s->fd, s->buf + s->len, want, s->off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
+        if (n < 0)
             return -1;
-        }
+        if (n == 0 && s->cur.eof)
+            s->eof = true;
         s->len += (size_t)n;
-        s->off += n;
-        s->rec_left -= (size_t)n;
     }
     return 0;
 }
@@ -117,10 +66,11 @@ static int stream_fill(struct stream *s)
 int content_stream(const struct qfile *q,
                    int (*fn)(void *ctx, const char *p, size_t n, bool bol), void *ctx)
 {
-    struct stream s = {.fd = q->fd, .off = q->content_offset, .end = q->file_size};
+    struct stream s = {.q = q};
     bool bol = true;
     int ret = 0;
 
+    qfile_content_begin(q, &s.cur);
     s.buf = xmalloc(STREAM_BUF);
     for (;;) {
         char *nl = s.len > s.pos ? memchr(s.buf + s.pos, '\n', s.len - s.pos) : NULL;

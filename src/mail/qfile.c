@@ -1037,46 +1037,92 @@ const char *qfile_attr(const struct qfile *q, const char *name)
     return NULL;
 }
 
-/* qfile_read_content - append all message bytes to out; 0 or -1 */
-int qfile_read_content(struct qfile *q, struct buf *out)
+/* qfile_content_begin - place c at the first message byte */
+void qfile_content_begin(const struct qfile *q, struct qfile_cursor *c)
 {
-    off_t off = q->content_offset;
-    size_t start_len = out->len;
+    c->off = q->content_offset;
+    c->rec_left = 0;
+    c->eof = false;
+}
 
-    for (;;) {
+/* qfile_content_read - the next message bytes, record by record */
+ssize_t qfile_content_read(const struct qfile *q, struct qfile_cursor *c, void *buf,
+                           size_t max)
+{
+    size_t n;
+
+    while (c->rec_left == 0) {
         unsigned char h[REC_HDR_MAX];
         size_t avail, len, hlen;
         const char *why;
         int type;
 
-        if (off >= q->file_size)
+        if (c->eof)
+            return 0;
+        if (c->off >= q->file_size)
             goto corrupt;
-        avail = (size_t)(q->file_size - off);
+        avail = (size_t)(q->file_size - c->off);
         if (avail > REC_HDR_MAX)
             avail = REC_HDR_MAX;
-        if (pread_all(q->fd, h, avail, off) < 0)
-            goto fail;
+        if (pread_all(q->fd, h, avail, c->off) < 0)
+            return -1;
         if (rec_decode(h, avail, &type, &len, &hlen, &why) < 0
-            || (off_t)len > q->file_size - off - (off_t)hlen)
+            || (off_t)len > q->file_size - c->off - (off_t)hlen)
             goto corrupt;
-        if (type == QREC_END)
+        if (type == QREC_END) {
+            c->eof = true;
             return 0;
+        }
         if (type != QREC_CONTENT)
             goto corrupt;
-        if (len > 0) {
-            if (buf_reserve(out, len) < 0) {
-                errno = EFBIG;
-                goto fail;
-            }
-            if (pread_all(q->fd, out->data + out->len, len, off + (off_t)hlen) < 0)
-                goto fail;
-            out->len += len;
-            out->data[out->len] = 0;
-        }
-        off += (off_t)(hlen + len);
+        c->off += (off_t)hlen;
+        c->rec_left = len;
     }
+    n = max < c->rec_left ? max : c->rec_left;
+    if (n == 0)
+        return 0;
+    if (pread_all(q->fd, buf, n, c->off) < 0)
+        return -1;
+    c->off += (off_t)n;
+    c->rec_left -= n;
+    return (ssize_t)n;
 corrupt:
     errno = EINVAL;
+    return -1;
+}
+
+/* qfile_read_content - append all message bytes to out; 0 or -1 */
+int qfile_read_content(struct qfile *q, struct buf *out)
+{
+    size_t start_len = out->len;
+    struct qfile_cursor c;
+
+    qfile_content_begin(q, &c);
+    for (;;) {
+        ssize_t n;
+
+        if (c.rec_left == 0) {
+            /* Step onto the next record so that its size is known. */
+            char probe;
+
+            n = qfile_content_read(q, &c, &probe, 0);
+            if (n < 0)
+                goto fail;
+            if (c.eof)
+                return 0;
+            if (c.rec_left == 0)
+                continue;
+        }
+        if (buf_reserve(out, c.rec_left) < 0) {
+            errno = EFBIG;
+            goto fail;
+        }
+        n = qfile_content_read(q, &c, out->data + out->len, c.rec_left);
+        if (n < 0)
+            goto fail;
+        out->len += (size_t)n;
+        out->data[out->len] = 0;
+    }
 fail:
     {
         int e = errno;
@@ -1084,8 +1130,8 @@ fail:
         if (out->len > start_len)
             buf_truncate(out, start_len);
         errno = e;
+        return -1;
     }
-    return -1;
 }
 
 /* mark_done - write recipient i's done mark; fdatasync it when sync */

@@ -179,6 +179,22 @@ struct qfile *qfile_open(int dirfd, const char *name, char **err);
 struct qfile *qfile_parse_fd(int fd, const char *qid, char **err);
 /* qfile_attr - value of an attribute, or NULL */
 const char *qfile_attr(const struct qfile *q, const char *name);
+/* A position in the message bytes, for reading them piece by piece. */
+struct qfile_cursor {
+    off_t off;          /* next byte of the file to read */
+    size_t rec_left;    /* payload bytes left in the current record */
+    bool eof;           /* QREC_END seen */
+};
+
+/* qfile_content_begin - place c at the first message byte */
+void qfile_content_begin(const struct qfile *q, struct qfile_cursor *c);
+/*
+ * qfile_content_read - up to max message bytes into buf: the count, 0 at
+ * the end of the message, or -1 with errno (EINVAL: a record that does
+ * not fit the file).
+ */
+ssize_t qfile_content_read(const struct qfile *q, struct qfile_cursor *c, void *buf,
+                           size_t max);
 /* qfile_read_content - append all message bytes to out; 0 or -1 */
 int qfile_read_content(struct qfile *q, struct buf *out);
 /* qfile_mark_done - mark recipient i finished (in place) and fdatasync */
