@@ -48,8 +48,6 @@
 
 #define MS_PER_SEC 1000LL
 #define US_PER_SEC 1000000.0
-#define DELAY_TEXT 32
-#define DELAY_ONE_DIGIT 10.0
 #define ATTR_IN_MAX ((size_t)64 << 20)
 #define IDLE_SLICE_MS 1000            /* how often an idle connection checks signals */
 #define NSS_PRELOAD_GROUPS 64         /* room for the throw-away group list */
@@ -180,26 +178,6 @@ static void local_post_jail(struct server_ctx *ctx)
                  (long)geteuid());
 }
 
-/* fmt_delay - seconds as Postfix prints them (two significant digits) */
-static void fmt_delay(double s, char *out, size_t len)
-{
-    char *p;
-
-    if (s < 0)
-        s = 0;
-    if (s >= DELAY_ONE_DIGIT)
-        snprintf(out, len, "%.0f", s);
-    else
-        snprintf(out, len, s < 1 ? "%.2f" : "%.1f", s);
-    if (strchr(out, '.')) {
-        p = out + strlen(out) - 1;
-        while (*p == '0')
-            *p-- = 0;
-        if (*p == '.')
-            *p = 0;
-    }
-}
-
 /* now_us - wall clock microseconds */
 static long long now_us(void)
 {
@@ -214,21 +192,19 @@ void local_log(const struct lmsg *m, const struct lrcpt *r, struct dres *res)
 {
     const struct deliver_request *q = m->req;
     long long now = now_us();
-    char d[DELAY_TEXT], a[DELAY_TEXT], b[DELAY_TEXT], dd[DELAY_TEXT];
+    struct buf delays = BUF_INIT;
     bool show_orig = r->orig && *r->orig && strcasecmp(r->orig, r->address) != 0;
 
     if (!res->set)
         return;
     if (res->final[0] == 0)
         snprintf(res->final, sizeof(res->final), "%s", r->address);
-    fmt_delay((double)(now - q->arrival_us) / US_PER_SEC, d, sizeof(d));
-    fmt_delay((double)(q->active_us - q->arrival_us) / US_PER_SEC, a, sizeof(a));
-    fmt_delay((double)(q->sent_us - q->active_us) / US_PER_SEC, b, sizeof(b));
-    fmt_delay((double)(now - q->sent_us) / US_PER_SEC, dd, sizeof(dd));
-    msg_info("%s: to=<%s>%s%s%s, relay=local, delay=%s, delays=%s/%s/0/%s, dsn=%s, "
-             "status=%s (%s)", q->queue_id, r->address, show_orig ? ", orig_to=<" : "",
-             show_orig ? r->orig : "", show_orig ? ">" : "", d, a, b, dd, res->dsn,
+    deliver_format_delays(q, 0, now, &delays);
+    msg_info("%s: to=<%s>%s%s%s, relay=local, %s, dsn=%s, status=%s (%s)", q->queue_id,
+             r->address, show_orig ? ", orig_to=<" : "", show_orig ? r->orig : "",
+             show_orig ? ">" : "", buf_str(&delays), res->dsn,
              deliver_status_name(res->status), res->text);
+    buf_free(&delays);
 }
 
 /* all_results - the same result for every recipient (logged) */

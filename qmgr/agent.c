@@ -150,6 +150,11 @@ static void job_reply(struct qjob *j, struct attr_msg *msg)
             free(ri->address);
             ri->address = xstrdup(res[k].final);
         }
+        free(ri->remote_mta);
+        free(ri->diag);
+        ri->remote_mta = res[k].remote_mta && *res[k].remote_mta ? xstrdup(res[k].remote_mta) : NULL;
+        ri->diag = res[k].diag && *res[k].diag ? xstrdup(res[k].diag) : NULL;
+        ri->relayed = res[k].relayed;
         result_record(j->m, j->idx[k], res[k].status, res[k].dsn, res[k].relay, res[k].text,
                       false);
         deliver_result_free(&res[k]);

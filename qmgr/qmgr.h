@@ -43,6 +43,9 @@ struct rcpt_info {
     char dsn[16];
     char *text;        /* last reason */
     char *relay;
+    char *remote_mta;  /* the remote MTA that answered, NULL = none */
+    char *diag;        /* its reply (DSN Diagnostic-Code), NULL = none */
+    bool relayed;      /* sent to a next hop without DSN support */
 };
 
 struct qmsg {

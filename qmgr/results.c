@@ -156,8 +156,8 @@ static void fill_bounce_rcpt(struct qmsg *m, size_t i, struct bounce_rcpt *br)
     br->notify = qr->notify;
     br->dsn = ri->dsn;
     br->text = ri->text ? ri->text : "";
-    br->remote_mta = ri->relay && strcmp(ri->relay, "none") != 0
-                             && strcmp(ri->relay, "local") != 0 ? ri->relay : NULL;
+    br->remote_mta = ri->remote_mta;
+    br->diag = ri->diag;
     br->last_attempt = 0;
 }
 
@@ -251,7 +251,7 @@ void result_record(struct qmsg *m, size_t i, enum deliver_status st, const char 
 
             fill_bounce_rcpt(m, i, &br);
             (void)msg_fd_open(m);
-            if (bounce_notify(qmgr_cfg, m->q, BOUNCE_DELIVERED, &br, 1, new_qid) < 0)
+            if (bounce_notify(qmgr_cfg, m->q, ri->relayed ? BOUNCE_RELAYED : BOUNCE_DELIVERED, &br, 1, new_qid) < 0)
                 msg_warn("%s: cannot write delivery notice for <%s>: %m", m->qid, qr->addr);
             else if (new_qid[0])
                 notice_written(new_qid);
@@ -495,6 +495,8 @@ void qmsg_free(struct qmsg *m)
         free(m->ri[i].address);
         free(m->ri[i].text);
         free(m->ri[i].relay);
+        free(m->ri[i].remote_mta);
+        free(m->ri[i].diag);
     }
     free(m->ri);
     if (m->q)

@@ -600,11 +600,12 @@ static void status_part(struct notice *nt, struct buf *b)
             buf_printf(b, "Remote-MTA: dns; %s\n", s);
             free(s);
         }
-        if (r->text != NULL && *r->text) {
-            s = clean_text(r->text, DIAG_TEXT_MAX);
+        if ((r->diag != NULL && *r->diag) || (r->text != NULL && *r->text)) {
+            bool smtp = r->diag != NULL && *r->diag;
+
+            s = clean_text(smtp ? r->diag : r->text, DIAG_TEXT_MAX);
             buf_reset(&v);
-            buf_printf(&v, "%s; %s", r->remote_mta && *r->remote_mta ? "smtp" : "X-Posta",
-                       s);
+            buf_printf(&v, "%s; %s", smtp ? "smtp" : "X-Posta", s);
             status_field(b, "Diagnostic-Code", buf_str(&v));
             free(s);
         }

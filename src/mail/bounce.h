@@ -59,6 +59,8 @@ struct bounce_rcpt {
     const char *dsn;          /* "5.1.1" */
     const char *text;         /* diagnostic text */
     const char *remote_mta;   /* NULL for local delivery */
+    const char *diag;         /* the remote MTA's reply ("smtp;" Diagnostic-
+                               * Code), NULL: text is posta's own diagnostic */
     long long last_attempt;   /* seconds; 0 = now */
 };
 

@@ -6,12 +6,16 @@
  */
 #include "util/sys.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "mail/deliver.h"
 #include "mail/qid.h"
 #include "util/alloc.h"
 
+#define US_PER_SEC 1000000.0
+#define DELAY_ONE_DIGIT 10.0                /* from here on, whole seconds */
+#define DELAY_TEXT_MAX 32
 #define TIME_US_MAX 32503680000000000LL   /* year 3000, in microseconds */
 
 /* deliver_request_encode - serialise a request */
@@ -198,6 +202,9 @@ void deliver_reply_encode(const struct deliver_result *res, size_t n, struct buf
         attr_put(out, "relay", res[i].relay);
         attr_put(out, "text", res[i].text);
         attr_put(out, "final", res[i].final);
+        attr_put(out, "action", res[i].relayed ? "relayed" : "");
+        attr_put(out, "remote_mta", res[i].remote_mta ? res[i].remote_mta : "");
+        attr_put(out, "diag", res[i].diag ? res[i].diag : "");
     }
     attr_end(out);
 }
@@ -243,6 +250,13 @@ bool deliver_reply_decode(struct attr_msg *m, struct deliver_result *res, size_t
         if (!take(m, "relay", &res[i].relay) || !take(m, "text", &res[i].text)
             || !take(m, "final", &res[i].final))
             goto bad_attr;
+        v = attr_next_named(m, "action");
+        if (v == NULL || (*v && strcmp(v, "relayed") != 0)
+            || (*v && res[i].status != DELIVER_SENT))
+            goto bad_attr;
+        res[i].relayed = *v != 0;
+        if (!take(m, "remote_mta", &res[i].remote_mta) || !take(m, "diag", &res[i].diag))
+            goto bad_attr;
     }
     if (attr_next(m) != NULL) {
         *err = "unexpected attribute after the results";
@@ -263,5 +277,51 @@ void deliver_result_free(struct deliver_result *res)
     free(res->relay);
     free(res->text);
     free(res->final);
-    res->relay = res->text = res->final = NULL;
+    free(res->remote_mta);
+    free(res->diag);
+    res->relay = res->text = res->final = res->remote_mta = res->diag = NULL;
+}
+
+/* fmt_delay - seconds as Postfix prints them (two significant digits) */
+static void fmt_delay(long long us, struct buf *out)
+{
+    char tmp[DELAY_TEXT_MAX];
+    double s = us < 0 ? 0 : (double)us / US_PER_SEC;
+    char *p;
+
+    if (s >= DELAY_ONE_DIGIT)
+        snprintf(tmp, sizeof(tmp), "%.0f", s);
+    else
+        snprintf(tmp, sizeof(tmp), s < 1 ? "%.2f" : "%.1f", s);
+    if (strchr(tmp, '.')) {
+        p = tmp + strlen(tmp) - 1;
+        while (*p == '0')
+            *p-- = 0;
+        if (*p == '.')
+            *p = 0;
+    }
+    buf_puts(out, tmp);
+}
+
+/* deliver_format_delays - "delay=D, delays=a/b/c/d" */
+void deliver_format_delays(const struct deliver_request *r, long long conn_us, long long now_us,
+                           struct buf *out)
+{
+    long long start = r->sent_us;
+
+    buf_puts(out, "delay=");
+    fmt_delay(now_us - r->arrival_us, out);
+    buf_puts(out, ", delays=");
+    fmt_delay(r->active_us - r->arrival_us, out);
+    buf_putc(out, '/');
+    fmt_delay(r->sent_us - r->active_us, out);
+    buf_putc(out, '/');
+    if (conn_us > 0) {
+        fmt_delay(conn_us - r->sent_us, out);
+        start = conn_us;
+    } else {
+        buf_putc(out, '0');
+    }
+    buf_putc(out, '/');
+    fmt_delay(now_us - start, out);
 }

@@ -30,6 +30,11 @@
  *     final=ADDR  the final recipient when it differs from the request's
  *          address (an alias expanded to an unknown user), else ""; a DSN
  *          names it in Final-Recipient
+ *     action=relayed|""  "relayed": sent to a next hop that does not
+ *          speak DSN, so a NOTIFY=SUCCESS sender gets a "relayed" notice
+ *     remote_mta=HOST  the remote MTA that answered (DSN Remote-MTA), or ""
+ *     diag=TEXT  that MTA's reply on one line (DSN Diagnostic-Code
+ *          "smtp; ..."), or ""
  * The agent never writes the queue file: qmgr records each result.
  */
 #ifndef POSTA_DELIVER_H
@@ -81,6 +86,9 @@ struct deliver_result {
     char *relay;        /* "local", "none", "host[addr]:port" */
     char *text;
     char *final;        /* final recipient, NULL or "" = the request's address */
+    bool relayed;       /* action=relayed */
+    char *remote_mta;   /* NULL or "" = none */
+    char *diag;         /* NULL or "" = none */
 };
 
 void deliver_request_encode(const struct deliver_request *r, struct buf *out);
@@ -95,6 +103,14 @@ bool deliver_reply_decode(struct attr_msg *m, struct deliver_result *res, size_t
 void deliver_result_free(struct deliver_result *res);
 /* deliver_dsn_valid - "2.0.0"-style code whose class matches status */
 bool deliver_dsn_valid(const char *dsn, enum deliver_status status);
+/*
+ * deliver_format_delays - "delay=D, delays=a/b/c/d" for a result line, as
+ * Postfix prints it: a = before the active queue, b = in qmgr, c =
+ * connection set-up (conn_us; 0 = none, c is then 0), d = transmission;
+ * seconds with two significant digits. Appended to out.
+ */
+void deliver_format_delays(const struct deliver_request *r, long long conn_us, long long now_us,
+                           struct buf *out);
 /* deliver_status_name - "sent", "deferred", "bounced" */
 const char *deliver_status_name(enum deliver_status s);
 

@@ -14,6 +14,7 @@
 #define POSTA_DNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 struct dns_req;
@@ -35,5 +36,65 @@ struct dns_req *dns_client_name(const struct sockaddr *sa, socklen_t len, unsign
 void dns_cancel(struct dns_req *req);
 /* dns_hostname_valid - a plausible host name (letters, digits, '-', '.', '_'), not an address */
 bool dns_hostname_valid(const char *name);
+
+/*
+ * Record lookups (MX, addresses, TXT) for the smtp client, RBLs and mail
+ * authentication. Every answer says what kind of failure it was, because
+ * callers act differently on each: DNS_NOTFOUND (NXDOMAIN: the name does
+ * not exist - a bounce), DNS_NODATA (the name exists, no record of this
+ * type - for MX: use the domain's A/AAAA), DNS_TEMPFAIL (SERVFAIL,
+ * REFUSED, time-out, no server reachable - defer), DNS_PERMFAIL (a
+ * malformed name or answer). why is a short text for logs ("Host not
+ * found", "Host not found, try again", ...), never NULL.
+ * Answers are cached per (name, type) for their TTL (capped at
+ * DNS_CACHE_TTL_MAX seconds; negative answers for DNS_NEG_TTL seconds),
+ * so a queue of mail to one domain asks once. Callbacks never run inside
+ * the call that started the request and never after dns_cancel().
+ */
+enum dns_status { DNS_OK = 0, DNS_NOTFOUND, DNS_NODATA, DNS_TEMPFAIL, DNS_PERMFAIL };
+
+#define DNS_CACHE_TTL_MAX 3600
+#define DNS_NEG_TTL 60
+
+struct dns_mx {
+    unsigned pref;
+    char *host;         /* "" for the Null MX "." (RFC 7505) */
+};
+
+struct dns_addr {
+    struct sockaddr_storage sa;   /* port 0 */
+    socklen_t len;
+};
+
+typedef void (*dns_mx_fn)(void *ctx, enum dns_status st, const struct dns_mx *mx, size_t n,
+                          const char *why);
+typedef void (*dns_addr_fn)(void *ctx, enum dns_status st, const struct dns_addr *a, size_t n,
+                            const char *why);
+typedef void (*dns_txt_fn)(void *ctx, enum dns_status st, char *const *txt, size_t n,
+                           const char *why);
+
+/*
+ * dns_set_servers - use these name servers instead of /etc/resolv.conf:
+ * "ip[:port], ip, [ipv6]:port" (c-ares' server-list syntax); "" keeps
+ * the system's. Call before dns_init. Returns false with *err (static
+ * text) for a malformed list.
+ */
+bool dns_set_servers(const char *servers, const char **err);
+/* dns_lookup_mx - the MX records of domain, unsorted, as the server sent them */
+struct dns_req *dns_lookup_mx(const char *domain, unsigned timeout_ms, dns_mx_fn fn, void *ctx);
+/*
+ * dns_lookup_addr - the addresses of host: family AF_INET (A), AF_INET6
+ * (AAAA) or AF_UNSPEC (both, A first). With hosts_file, /etc/hosts is
+ * consulted before DNS (smtp_host_lookup = native,dns); otherwise DNS
+ * only. A literal address is answered without a query. DNS_OK means at
+ * least one address; both queries empty is DNS_NODATA; one failing
+ * temporarily while the other is empty is DNS_TEMPFAIL.
+ */
+struct dns_req *dns_lookup_addr(const char *host, int family, bool hosts_file,
+                                unsigned timeout_ms, dns_addr_fn fn, void *ctx);
+/* dns_lookup_txt - TXT records of name, each record's strings concatenated */
+struct dns_req *dns_lookup_txt(const char *name, unsigned timeout_ms, dns_txt_fn fn, void *ctx);
+/* dns_cache_flush - forget every cached answer (tests, reload) */
+void dns_cache_flush(void);
 
 #endif

@@ -83,6 +83,11 @@ static const char long_diag[] =
     "host mx.example.net[192.0.2.25] said: 550 5.7.1 <carol@example.net>: "
     "Recipient address rejected: this mailbox has been closed by its owner "
     "and no forwarding address was left \xc3\xa9t\xc3\xa9 (in reply to RCPT TO command)";
+/* long_reply - the same server's reply alone, as the smtp client passes it */
+static const char long_reply[] =
+    "550 5.7.1 <carol@example.net>: "
+    "Recipient address rejected: this mailbox has been closed by its owner "
+    "and no forwarding address was left \xc3\xa9t\xc3\xa9";
 
 /* setup - temporary spool, configuration, log file */
 static int setup(void **state)
@@ -378,12 +383,13 @@ static struct bounce_rcpt *mixed_results(struct qfile *q, enum bounce_kind kind,
     r[0].orig = "postmaster-alias@example.org";
     r[1].remote_mta = "mx.example.net";
     r[1].text = long_diag;
+    r[1].diag = long_reply;
     if (kind == BOUNCE_DELIVERED) {
         r[2].text = "delivered to mailbox";
         r[4].text = "delivered to maildir";
     } else if (kind == BOUNCE_RELAYED) {
         r[2].remote_mta = r[4].remote_mta = "mx.example.net";
-        r[2].text = r[4].text = "250 2.0.0 Ok: queued as 4SZb2";
+        r[2].text = r[4].text = r[2].diag = r[4].diag = "250 2.0.0 Ok: queued as 4SZb2";
     } else {
         r[4].text = "cannot update mailbox /var/mail/frank for user frank. "
                     "error writing message: File too large";
