@@ -23,7 +23,7 @@ VERSION    := 0.1.0
 
 CC    ?= cc
 BUILD ?= build
-PKGS  := openssl libcares libsasl2 libsystemd
+PKGS  := openssl libcares libsasl2 libsystemd libpcre2-8 lmdb libcdb
 
 OPT    ?= -O2 -g
 WARN   := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -60,6 +60,8 @@ LIB     := $(BUILD)/libposta.a
 # Every top-level folder with C sources and a main is one daemon.
 DAEMONS := $(foreach d,master smtpd pickup qmgr local smtp,$(if $(wildcard $(d)/*.c),$(d)))
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/libexec/%)
+# lmtp is the smtp program under another name (it speaks LMTP then).
+DAEMON_BINS += $(if $(filter smtp,$(DAEMONS)),$(BUILD)/libexec/lmtp)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_BIN := $(BUILD)/bin/posta
 # User commands with a folder of their own (sendmail, postdrop) go to bin/.
@@ -114,6 +116,9 @@ $(BUILD)/libexec/%: $$(patsubst $$(pc).c,$(BUILD)/obj/$$(pc).o,$$(wildcard $$*/*
 $(BUILD)/bin/%: $$(patsubst $$(pc).c,$(BUILD)/obj/$$(pc).o,$$(wildcard $$*/*.c)) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
+
+$(BUILD)/libexec/lmtp: $(BUILD)/libexec/smtp
+	ln -f $< $@
 
 # sendmail -bp and -bi run the same code as posta queue and posta alias.
 $(BUILD)/bin/sendmail: $(BUILD)/obj/cli/cmd_queue.o $(BUILD)/obj/cli/cmd_alias.o
