@@ -13,7 +13,8 @@
  * mydestination or relay_domains.
  *
  * With smtpd_reject_unlisted_recipient = yes a recipient in a
- * mydestination domain must also be known to local_recipient_maps.
+ * mydestination domain must also be known to local_recipient_maps, and
+ * one in a relay_domains domain to relay_recipient_maps when that is set.
  *
  * DIAGNOSTICS: an unknown restriction name is logged as a warning and
  * answered 451 4.3.5 Server configuration error (as Postfix does); a
@@ -76,11 +77,25 @@ static enum verdict check_unlisted(struct rcpt_ctx *c)
     enum match_result m = is_local_domain(c);
     int code;
 
+    struct local_rcpt *maps = smtpd_conf.local_rcpt;
+    const char *table = "local";
+
     if (m == MATCH_TEMPFAIL)
         return tempfail(c);
-    if (m == MATCH_NO || smtpd_conf.local_rcpt == NULL)
+    if (m == MATCH_NO) {
+        if (smtpd_conf.relay_rcpt == NULL || smtpd_conf.relay_domains == NULL)
+            return V_DUNNO;
+        m = matchlist_match_domain(smtpd_conf.relay_domains, c->domain);
+        if (m == MATCH_TEMPFAIL)
+            return tempfail(c);
+        if (m == MATCH_NO)
+            return V_DUNNO;
+        maps = smtpd_conf.relay_rcpt;
+        table = "relay";
+    }
+    if (maps == NULL)
         return V_DUNNO;
-    switch (local_rcpt_check(smtpd_conf.local_rcpt, c->local ? c->local : "", c->rcpt)) {
+    switch (local_rcpt_check(maps, c->local ? c->local : "", c->rcpt)) {
     case MATCH_YES:
         return V_DUNNO;
     case MATCH_TEMPFAIL:
@@ -91,8 +106,8 @@ static enum verdict check_unlisted(struct rcpt_ctx *c)
     default:
         code = smtpd_conf.unknown_local_code;
         c->code = reject_rcpt(c->s, c->rcpt, code, code >= 500 ? "5.1.1" : "4.1.1",
-                              "<%s>: Recipient address rejected: User unknown in local "
-                              "recipient table", c->rcpt);
+                              "<%s>: Recipient address rejected: User unknown in %s "
+                              "recipient table", c->rcpt, table);
         return V_DECIDED;
     }
 }

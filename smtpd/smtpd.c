@@ -154,6 +154,8 @@ static void smtpd_post_jail(struct server_ctx *ctx)
     c->bare_lf_excl = matchlist_networks(cfg, "smtpd_forbid_bare_newline_exclusions");
     c->event_excl = matchlist_networks(cfg, "smtpd_client_event_limit_exceptions");
     c->local_rcpt = local_rcpt_open(cfg);
+    if (*cfg_str(cfg, "relay_recipient_maps"))
+        c->relay_rcpt = rcpt_maps_open(cfg, "relay_recipient_maps");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
 }

@@ -174,6 +174,7 @@ struct smtpd_conf {
     struct matchlist *mydestination, *relay_domains, *mynetworks;
     struct matchlist *bare_lf_excl, *event_excl;
     struct local_rcpt *local_rcpt;
+    struct local_rcpt *relay_rcpt;   /* relay_recipient_maps, NULL when empty */
     int incoming_fd;
 };
 

@@ -524,14 +524,23 @@ struct local_rcpt {
     struct rcpt_map *map;
     size_t count;
     char *delim;          /* recipient_delimiter characters ("" none) */
+    bool full_only;       /* only user@domain and @domain keys (relay maps) */
 };
 
 /* local_rcpt_open - open the tables of local_recipient_maps */
 struct local_rcpt *local_rcpt_open(struct cfg *cfg)
 {
+    return rcpt_maps_open(cfg, "local_recipient_maps");
+}
+
+/* rcpt_maps_open - open the tables of param; relay maps use full keys only */
+struct local_rcpt *rcpt_maps_open(struct cfg *cfg, const char *param)
+{
     struct local_rcpt *lr = xcalloc(1, sizeof(*lr));
     size_t n;
-    char **items = cfg_list(cfg, "local_recipient_maps", &n);
+    char **items = cfg_list(cfg, param, &n);
+
+    lr->full_only = strcmp(param, "local_recipient_maps") != 0;
 
     lr->delim = xstrdup(cfg_str(cfg, "recipient_delimiter"));
     lr->map = xcalloc(n ? n : 1, sizeof(*lr->map));
@@ -541,7 +550,7 @@ struct local_rcpt *local_rcpt_open(struct cfg *cfg)
         rm->spec = xstrdup(items[i]);
         rm->dict = dict_open(items[i], 0, &err);
         if (rm->dict == NULL) {
-            msg_warn("local_recipient_maps: %s", err);
+            msg_warn("%s: %s", param, err);
             free(err);
         } else {
             rm->no_at_keys = strcmp(dict_type(rm->dict), "unix") == 0;
@@ -624,9 +633,11 @@ enum match_result local_rcpt_check(struct local_rcpt *lr, const char *local_part
         if (has_ext)
             keys[nkeys++] = xasprintf("%.*s@%s", (int)base, local, dom);
     }
-    keys[nkeys++] = xstrdup(local);
-    if (has_ext)
-        keys[nkeys++] = xstrndup(local, base);
+    if (!lr->full_only || dom == NULL) {
+        keys[nkeys++] = xstrdup(local);
+        if (has_ext)
+            keys[nkeys++] = xstrndup(local, base);
+    }
     if (dom)
         keys[nkeys++] = xasprintf("@%s", dom);
 

@@ -52,5 +52,11 @@ struct local_rcpt *local_rcpt_open(struct cfg *cfg);
 enum match_result local_rcpt_check(struct local_rcpt *lr, const char *local_part,
                                    const char *address);
 void local_rcpt_close(struct local_rcpt *lr);
+/*
+ * rcpt_maps_open - the same check for another list of tables (e.g.
+ * relay_recipient_maps: keys user+ext@domain, user@domain, @domain only).
+ * An empty list accepts everyone (MATCH_YES).
+ */
+struct local_rcpt *rcpt_maps_open(struct cfg *cfg, const char *param);
 
 #endif

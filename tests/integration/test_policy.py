@@ -150,3 +150,37 @@ def test_recipient_limit(policy):
         assert code == 250, (code, text)
     q = policy.qfile(helpers.queued_id(text))
     assert [r["addr"] for r in q["rcpts"]] == accepted
+
+
+def test_relay_domains_and_relay_recipient_maps(inst):
+    """relay_domains are accepted from anyone; with relay_recipient_maps
+    only the users listed there (user@domain or @domain keys)."""
+    table = inst.root / "etc" / "relay_recipients"
+    table.write_text("known@relayed.test OK\n@catchall.test OK\n")
+    inst.set_param("mynetworks", "127.0.0.1/32")
+    inst.set_param("smtpd_error_sleep_time", "0s")
+    inst.set_param("relay_domains", "relayed.test, catchall.test, open.test")
+    inst.set_param("relay_recipient_maps", "texthash:%s" % table)
+    inst.start()
+    code, _ = rcpt_reply(inst, OUTSIDE, "known@relayed.test")
+    assert code == 250
+    code, _ = rcpt_reply(inst, OUTSIDE, "anyone@catchall.test")
+    assert code == 250
+    code, text = rcpt_reply(inst, OUTSIDE, "stranger@relayed.test")
+    assert code == 550
+    assert "5.1.1" in text and "User unknown in relay recipient table" in text
+    # The local part alone is not a key of relay_recipient_maps.
+    code, _ = rcpt_reply(inst, OUTSIDE, "known@open.test")
+    assert code == 550
+    # Not a relay domain: relay access denied, not "user unknown".
+    code, text = rcpt_reply(inst, OUTSIDE, "known@elsewhere.test")
+    assert code == 554 and "Relay access denied" in text
+
+
+def test_relay_domains_without_recipient_maps(inst):
+    """Without relay_recipient_maps every user of a relay domain is taken."""
+    inst.set_param("mynetworks", "127.0.0.1/32")
+    inst.set_param("relay_domains", "relayed.test")
+    inst.start()
+    code, _ = rcpt_reply(inst, OUTSIDE, "whoever@relayed.test")
+    assert code == 250
