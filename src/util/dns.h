@@ -43,8 +43,9 @@ bool dns_hostname_valid(const char *name);
  * callers act differently on each: DNS_NOTFOUND (NXDOMAIN: the name does
  * not exist - a bounce), DNS_NODATA (the name exists, no record of this
  * type - for MX: use the domain's A/AAAA), DNS_TEMPFAIL (SERVFAIL,
- * REFUSED, time-out, no server reachable - defer), DNS_PERMFAIL (a
- * malformed name or answer). why is a short text for logs ("Host not
+ * REFUSED, time-out, no server reachable, a garbled answer - defer, since
+ * a bounce cannot be undone), DNS_PERMFAIL (a malformed query name,
+ * FORMERR, an MX set whose every host name is invalid). why is a short text for logs ("Host not
  * found", "Host not found, try again", ...), never NULL.
  * Answers are cached per (name, type) for their TTL (capped at
  * DNS_CACHE_TTL_MAX seconds; negative answers for DNS_NEG_TTL seconds),
