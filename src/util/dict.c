@@ -2,12 +2,16 @@
  * dict.c - lookup tables behind Postfix's "type:name"
  *
  * Parses the table spec, dispatches to the type's opener (dict_db.c,
- * dict_text.c, dict_cidr.c, and static: and unix: here), folds keys, and
- * watches the backing file for dict_changed().
+ * dict_text.c, dict_cidr.c, dict_regexp.c, dict_lmdb.c, dict_cdb.c,
+ * dict_multi.c, and static: and unix: here), folds keys, and watches the
+ * backing file: dict_lookup() reopens a table whose file changed on disk
+ * (checked at most once per recheck interval), keeping the old table when
+ * the new file cannot be opened.
  *
  * DIAGNOSTICS: open failures are returned as text for the caller to log or
  * turn into a fatal error; lookup failures are DICT_TEMPFAIL, with a
- * warning naming the table.
+ * warning naming the table. A reopen is logged ("table changed on disk,
+ * reopened"); a failed reopen is one warning per new state of the file.
  * SECURITY: keys come from the network (addresses, client names); every
  * type treats them as opaque bytes with bounded copies.
  */
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -28,6 +33,10 @@
 #define DICT_PROXY_PREFIX "proxy:"
 #define DICT_PW_BUF_MIN 1024          /* first getpwnam_r buffer */
 #define DICT_PW_BUF_MAX (1u << 20)    /* give up past this (ERANGE loop) */
+#define MS_PER_SEC 1000LL
+#define NS_PER_MS 1000000L
+
+static unsigned dict_recheck_ms = DICT_RECHECK_MS_DEFAULT;
 
 struct dict_type_entry {
     const char *type;
@@ -35,17 +44,33 @@ struct dict_type_entry {
 };
 
 static bool dict_static_open(struct dict *d, char **err);
+static bool dict_db_open_walk(struct dict *d, char **err);
 static bool dict_unix_open(struct dict *d, char **err);
 
 static const struct dict_type_entry dict_types[] = {
-    {"hash", dict_db_open},
-    {"btree", dict_db_open},
+    {"hash", dict_db_open_walk},
+    {"btree", dict_db_open_walk},
     {"texthash", dict_texthash_open},
     {"inline", dict_inline_open},
     {"static", dict_static_open},
     {"cidr", dict_cidr_open},
     {"unix", dict_unix_open},
+    {"regexp", dict_regexp_open},
+    {"pcre", dict_regexp_open},
+    {"lmdb", dict_lmdb_open},
+    {"cdb", dict_cdb_open},
+    {"unionmap", dict_unionmap_open},
+    {"pipemap", dict_pipemap_open},
 };
+
+/* dict_db_open_walk - hash:/btree: with the listing of dict_build.c */
+static bool dict_db_open_walk(struct dict *d, char **err)
+{
+    if (!dict_db_open(d, err))
+        return false;
+    d->walk = dict_db_walk;
+    return true;
+}
 
 /* dict_fold - ASCII lower case in place (keys are not locale text) */
 void dict_fold(char *s)
@@ -352,6 +377,7 @@ struct dict *dict_open(const char *spec, unsigned flags, char **err)
     }
     struct dict *d = dict_alloc(spec, type, colon + 1, flags);
     free(type);
+    d->open_flags = flags;
     if (!t->open(d, err)) {
         dict_free(d);
         return NULL;
@@ -359,6 +385,103 @@ struct dict *dict_open(const char *spec, unsigned flags, char **err)
     if (d->lookup == NULL)
         msg_panic("dict_open: %s: type set no lookup method", spec);
     return d;
+}
+
+/* dict_set_recheck_interval - how often dict_lookup looks at table files */
+void dict_set_recheck_interval(unsigned ms)
+{
+    dict_recheck_ms = ms;
+}
+
+/* now_ms - monotonic milliseconds (never 0) */
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * MS_PER_SEC + ts.tv_nsec / NS_PER_MS + 1;
+}
+
+/* same_failure - the file is as it was when the last reopen failed */
+static bool same_failure(const struct dict *d, int rc, const struct stat *st)
+{
+    if (rc < 0)
+        return d->fail_ino == 0;
+    return st->st_ino == d->fail_ino && st->st_size == d->fail_size &&
+           st->st_mtim.tv_sec == d->fail_mtim.tv_sec &&
+           st->st_mtim.tv_nsec == d->fail_mtim.tv_nsec;
+}
+
+/* dict_adopt - move a freshly opened table's insides into d */
+static void dict_adopt(struct dict *d, struct dict *n)
+{
+    if (d->close)
+        d->close(d);
+    d->lookup = n->lookup;
+    d->close = n->close;
+    d->walk = n->walk;
+    d->priv = n->priv;
+    d->flags = n->flags;
+    free(d->path);
+    d->path = n->path;
+    d->watched = n->watched;
+    d->st_dev = n->st_dev;
+    d->st_ino = n->st_ino;
+    d->st_size = n->st_size;
+    d->st_mtim = n->st_mtim;
+    d->reopen_failed = false;
+    n->priv = NULL;
+    n->close = NULL;
+    n->path = NULL;
+    dict_free(n);
+}
+
+/* dict_maybe_reopen - reopen the table when its file changed on disk */
+static void dict_maybe_reopen(struct dict *d)
+{
+    struct stat st;
+    long long now;
+    char *err = NULL;
+    int rc;
+
+    if (d->path == NULL)
+        return;
+    now = now_ms();
+    if (d->checked_ms != 0 && now - d->checked_ms < (long long)dict_recheck_ms &&
+        now >= d->checked_ms)
+        return;
+    d->checked_ms = now;
+    if (!dict_changed(d))
+        return;
+    rc = stat(d->path, &st);
+    if (d->reopen_failed && same_failure(d, rc, &st))
+        return;
+    struct dict *n = dict_open(d->spec, d->open_flags, &err);
+    if (n == NULL) {
+        msg_warn("%s: table file changed but cannot be reopened: %s; still using the old table",
+                 d->spec, err ? err : "unknown error");
+        free(err);
+        d->reopen_failed = true;
+        d->fail_ino = rc < 0 ? 0 : st.st_ino;
+        d->fail_size = rc < 0 ? 0 : st.st_size;
+        d->fail_mtim = rc < 0 ? (struct timespec){0, 0} : st.st_mtim;
+        return;
+    }
+    msg_info("%s: table changed on disk, reopened", d->spec);
+    dict_adopt(d, n);
+    d->checked_ms = now;
+}
+
+/* dict_walk - list a file table's entries, if the type can */
+int dict_walk(struct dict *d, dict_walk_fn *fn, void *ctx, char **err)
+{
+    *err = NULL;
+    dict_maybe_reopen(d);
+    if (d->walk == NULL) {
+        *err = xasprintf("table %s: listing is not supported for type %s", d->spec, d->type);
+        return -1;
+    }
+    return d->walk(d, fn, ctx, err);
 }
 
 /* dict_lookup - fold the key as configured and ask the type */
@@ -369,6 +492,7 @@ enum dict_result dict_lookup(struct dict *d, const char *key, const char **value
     if (value == NULL)
         value = &dummy;
     *value = NULL;
+    dict_maybe_reopen(d);
     if (d->flags & DICT_FLAG_FIXED_CASE)
         return d->lookup(d, key, value);
     if (buf_set(&d->key, key) < 0)

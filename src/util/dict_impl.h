@@ -4,7 +4,8 @@
  * Only the dict_*.c files (and the fuzz targets, which drive the text
  * parsers from memory) include this. Each table type has an opener that
  * fills in the lookup and close methods of a struct dict made by
- * dict_alloc(); dict.c does key folding and file-change detection.
+ * dict_alloc(); dict.c does key folding, file-change detection and the
+ * reopen of a changed table (dict_adopt moves a fresh open into place).
  */
 #ifndef POSTA_DICT_IMPL_H
 #define POSTA_DICT_IMPL_H
@@ -29,13 +30,21 @@ struct dict {
     /* lookup - key already folded as the flags say; value in d->value */
     enum dict_result (*lookup)(struct dict *d, const char *key, const char **value);
     void (*close)(struct dict *d);   /* release priv (may be NULL) */
+    /* walk - every entry (file tables); 0, or -1 + *err (may be NULL) */
+    int (*walk)(struct dict *d, dict_walk_fn *fn, void *ctx, char **err);
     void *priv;
+    unsigned open_flags;    /* the caller's flags, for reopening */
     char *path;         /* the file dict_changed watches, or NULL */
     bool watched;       /* st_* hold the file's identity at open */
     dev_t st_dev;
     ino_t st_ino;
     off_t st_size;
     struct timespec st_mtim;
+    long long checked_ms;   /* monotonic ms of the last reopen check, 0 never */
+    bool reopen_failed;     /* the changed file could not be opened ... */
+    ino_t fail_ino;         /* ... as it was then (not retried until it changes) */
+    off_t fail_size;
+    struct timespec fail_mtim;
     struct buf key;     /* scratch: the folded key */
     struct buf value;   /* the value handed out by the last lookup */
 };
@@ -66,10 +75,32 @@ bool dict_db_open(struct dict *d, char **err);        /* hash:, btree: */
 bool dict_texthash_open(struct dict *d, char **err);  /* texthash: */
 bool dict_inline_open(struct dict *d, char **err);    /* inline:{...} */
 bool dict_cidr_open(struct dict *d, char **err);      /* cidr: */
+bool dict_regexp_open(struct dict *d, char **err);    /* regexp:, pcre: */
+bool dict_lmdb_open(struct dict *d, char **err);      /* lmdb: */
+bool dict_cdb_open(struct dict *d, char **err);       /* cdb: */
+bool dict_unionmap_open(struct dict *d, char **err);  /* unionmap:{...} */
+bool dict_pipemap_open(struct dict *d, char **err);   /* pipemap:{...} */
+
+/* Writers behind dict_build (keys already unique; nul: store the NUL). */
+int dict_lmdb_build(const char *path, const char *const *keys, const char *const *values,
+                    size_t n, bool nul, char **err);
+int dict_cdb_build(const char *path, const char *const *keys, const char *const *values,
+                   size_t n, bool nul, char **err);
+/* dict_db_walk - hash:/btree: entries (dict_build.c, Berkeley DB cursor) */
+int dict_db_walk(struct dict *d, dict_walk_fn *fn, void *ctx, char **err);
 
 /* From memory (fuzzing, tests): text is the file's content. */
 bool dict_texthash_load(struct dict *d, const char *text, size_t len, char **err);
 bool dict_cidr_load(struct dict *d, const char *text, size_t len, char **err);
+/* regexp: or pcre: rules (d->type says which) from a file's text */
+bool dict_regexp_load(struct dict *d, const char *text, size_t len, char **err);
+
+/*
+ * dict_next_item - cut the next item out of a "{a, {b c}, type:{x}}" list
+ * body in place: an item in braces loses them, braces nested in an item
+ * stay. NULL at the end, or NULL with *bad set on unbalanced braces.
+ */
+char *dict_next_item(char **pp, bool *bad);
 
 /* dict_fold - ASCII lower case in place */
 void dict_fold(char *s);
