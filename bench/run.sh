@@ -1,9 +1,9 @@
 #!/bin/bash
-# bench/run.sh - Postfix and posta side by side: receiving, then delivering
+# bench/run.sh - Postfix and posta side by side: receiving, delivering, relaying
 #
 #   bench/run.sh            (as root; `make bench` builds first)
 #
-# Two tables (BENCH_MODE = receive, deliver, or all, the default):
+# Three tables (BENCH_MODE = receive, deliver, relay, or all, the default):
 #
 # receive: for each session count (1, 10, 50) smtp-source sends
 #   BENCH_MESSAGES (10,000) messages of 4 KiB to a Postfix instance and then
@@ -19,6 +19,17 @@
 #   from the start of smtp-source until the last message is in
 #   Maildir/new/. Both servers fsync the queue and the delivered file as
 #   they always do. Maildir/new/ is emptied between runs (not timed).
+# relay: the same messages go to a non-local recipient (user@example.net;
+#   mydestination = localhost) and both servers send them with their smtp
+#   client to relayhost = [127.0.0.1]:PORT, where Postfix's smtp-sink (one
+#   process started by the script, 127.0.0.1 only, counting with -c)
+#   accepts and throws them away. A run is timed from the start of
+#   smtp-source until the server's queue is empty (incoming, active,
+#   deferred, and maildrop for Postfix; polled every 50 ms), and fails
+#   unless the sink counted exactly BENCH_MESSAGES new messages. Each
+#   session count is also run with smtp-source straight into smtp-sink
+#   ("smtp-sink alone", the ceiling of the load generator and the sink).
+#   A posta built without the smtp client gets "-" in its columns.
 #
 # Both instances live in a temporary folder (own configuration, queue and
 # data): Postfix with smtpd on 127.0.0.1 only and the other services as
@@ -29,9 +40,11 @@
 # measure), BENCH_KEEP=1 keeps the temporary folder.
 #
 # DIAGNOSTICS: exit 1 when an instance does not start or a run fails;
-# the logs of the instance are printed then. Every wait is bounded and
-# cleanup stops both instances, kills what remains by PID and removes
-# the test user.
+# the logs of the instance are printed then (a relay run that makes no
+# progress for stall_wait seconds fails with the queue's state and the
+# log's deferrals). Every wait is bounded and cleanup stops both
+# instances and smtp-sink, kills what remains by PID and removes the
+# test user.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,12 +55,17 @@ size=${BENCH_SIZE:-4096}
 build=${POSTA_BUILD:-$repo/build}
 sender=sender@localhost
 rcpt=root@localhost
+relay_rcpt=user@example.net  # not local: goes to relayhost
 start_wait=30      # seconds for an instance to answer
 drain_wait=600     # seconds for Postfix to empty its queue between runs
 run_timeout=1800   # seconds for one smtp-source run
 deliver_wait=1800  # seconds for the last message to reach Maildir/new
 stop_wait=30       # seconds for an instance to stop
-poll=0.05          # seconds between two looks at Maildir/new
+poll=0.05          # seconds between two looks at Maildir/new or a queue
+relay_wait=1800    # seconds for a relay run's queue to empty
+stall_wait=120     # seconds a relay run may go without progress
+sink_wait=5        # seconds for smtp-sink's counter to catch up
+sink_backlog=1000  # listen(2) backlog of smtp-sink
 
 die() {
     echo "bench: $*" >&2
@@ -55,14 +73,14 @@ die() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Postfix needs it to start its daemons)"
-for tool in /usr/sbin/smtp-source /usr/sbin/postfix /usr/sbin/postconf; do
+for tool in /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix /usr/sbin/postconf; do
     [ -x "$tool" ] || die "$tool missing: scripts/deps.sh build bench"
 done
 [ -x "$build/bin/posta" ] || die "no $build/bin/posta: run make first"
 case "$messages" in '' | *[!0-9]*) die "BENCH_MESSAGES must be a number" ;; esac
 case "$mode" in
-receive | deliver | all) ;;
-*) die "BENCH_MODE must be receive, deliver or all" ;;
+receive | deliver | relay | all) ;;
+*) die "BENCH_MODE must be receive, deliver, relay or all" ;;
 esac
 for s in $sessions_list; do
     case "$s" in '' | *[!0-9]*) die "BENCH_SESSIONS must be numbers" ;; esac
@@ -110,9 +128,13 @@ master_pid() {
 
 pf_pids=""
 po_pids=""
+sink_pid=""
 bench_user=""
 cleanup() {
     set +e
+    if [ -n "$sink_pid" ] && [ -d "/proc/$sink_pid" ]; then
+        kill "$sink_pid" 2>/dev/null
+    fi
     pf_pids="$pf_pids $(pid_tree "$(master_pid "$pf_queue/pid/master.pid")")"
     po_pids="$po_pids $(pid_tree "$(master_pid "$po/spool/pid/master.pid")")"
     if [ -f "$pf_etc/main.cf" ]; then
@@ -122,7 +144,7 @@ cleanup() {
         timeout 60 "$build/bin/posta" -c "$po/etc" stop >/dev/null 2>&1
     fi
     sleep 1
-    for pid in $pf_pids $po_pids; do
+    for pid in $pf_pids $po_pids $sink_pid; do
         [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null
     done
     if [ -n "$bench_user" ] && id "$bench_user" >/dev/null 2>&1; then
@@ -181,8 +203,6 @@ mydestination = localhost
 mynetworks = 127.0.0.0/8
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-default_transport = discard
-relay_transport = discard
 alias_maps =
 alias_database =
 local_recipient_maps =
@@ -202,16 +222,27 @@ awk -v listen="127.0.0.1:$pf_port" '
     }' /etc/postfix/master.cf >"$pf_etc/master.cf"
 
 # pf_start MODE - write main.cf for MODE (receive: discard; deliver: local
-# into Maildir), start Postfix, wait for its banner
+# into Maildir; relay: smtp to the sink), start Postfix, wait for its banner
 pf_start() {
     {
         cat "$pf/main.cf.base"
-        if [ "$1" = deliver ]; then
+        case "$1" in
+        deliver)
+            echo "default_transport = discard"
+            echo "relay_transport = discard"
             echo "local_transport = local"
             echo "home_mailbox = Maildir/"
-        else
+            ;;
+        relay)
+            echo "relayhost = [127.0.0.1]:$sink_port"
             echo "local_transport = discard"
-        fi
+            ;;
+        *)
+            echo "default_transport = discard"
+            echo "relay_transport = discard"
+            echo "local_transport = discard"
+            ;;
+        esac
     } >"$pf_etc/main.cf"
     /usr/sbin/postfix -c "$pf_etc" check >"$work/postfix-check.log" 2>&1 ||
         { cat "$work/postfix-check.log" >&2; die "postfix check failed"; }
@@ -238,16 +269,30 @@ if [ -x "$build/libexec/qmgr" ] && [ -x "$build/libexec/local" ]; then
     grep -q '^local[[:space:]]' "$po/etc/master.cf" ||
         echo "local               unix  -       n       n       -       -       local" >>"$po/etc/master.cf"
 else
-    sed -i '/^\(qmgr\|local\|pickup\)[[:space:]]/d' "$po/etc/master.cf"
+    sed -i '/^\(qmgr\|local\|pickup\|smtp\|relay\|lmtp\)[[:space:]]/d' "$po/etc/master.cf"
+fi
+# The relay table needs posta's smtp client as well (mkinstance.sh adds its
+# smtp and relay services when it is built).
+po_relays=no
+if [ "$po_delivers" = yes ] && [ -x "$build/libexec/smtp" ]; then
+    po_relays=yes
+    grep -q '^smtp[[:space:]]\+unix' "$po/etc/master.cf" ||
+        echo "smtp                unix  -       -       n       -       -       smtp" >>"$po/etc/master.cf"
+    grep -q '^relay[[:space:]]' "$po/etc/master.cf" ||
+        echo "relay               unix  -       -       n       -       -       smtp" >>"$po/etc/master.cf"
 fi
 
 # po_start MODE - main.cf for MODE (receive: discard when posta has a
-# qmgr; deliver: local into Maildir), start posta, wait for its banner
+# qmgr; deliver: local into Maildir; relay: smtp to the sink), start
+# posta, wait for its banner
 po_start() {
     {
         cat "$po/main.cf.base"
         if [ "$1" = deliver ]; then
             echo "home_mailbox = Maildir/"
+        elif [ "$1" = relay ]; then
+            echo "relayhost = [127.0.0.1]:$sink_port"
+            echo "local_transport = discard"
         elif [ "$po_delivers" = yes ]; then
             echo "local_transport = discard"
             echo "default_transport = discard"
@@ -358,7 +403,115 @@ clear_maildir() {
     find "$maildir/new" "$maildir/cur" "$maildir/tmp" -type f -delete 2>/dev/null || true
 }
 
-# print_table TITLE RESULT... - "sessions postfix posta ratio" rows
+# ---- relay: smtp-sink as the relayhost --------------------------------------
+sink_out=$work/smtp-sink.out
+
+# sink_start - start smtp-sink on 127.0.0.1:$sink_port, counting (-c) into
+# $sink_out, and wait for its banner
+sink_start() {
+    sink_port=$(free_port)
+    : >"$sink_out"
+    /usr/sbin/smtp-sink -c -u nobody "127.0.0.1:$sink_port" "$sink_backlog" \
+        >"$sink_out" 2>&1 &
+    sink_pid=$!
+    wait_banner "$sink_port" || { cat "$sink_out" >&2; die "smtp-sink does not answer on $sink_port"; }
+}
+
+# sink_count - messages smtp-sink has received so far (its last complete
+# "sess=N quit=N mesg=N" counter line; each ends with a carriage return)
+sink_count() {
+    local tail_text line
+    tail_text=$(tail -c 512 "$sink_out" 2>/dev/null) || true
+    tail_text=${tail_text%$'\r'*}
+    line=${tail_text##*$'\r'}
+    case "$line" in
+    *mesg=[0-9]*) line=${line##*mesg=}; echo "${line%%[!0-9]*}" ;;
+    *) echo 0 ;;
+    esac
+}
+
+# sink_check BEFORE - fail unless smtp-sink got exactly $messages messages
+# since its counter said BEFORE (waits up to sink_wait s for the counter)
+sink_check() {
+    local before=$1 got i
+    for ((i = 0; i <= sink_wait * 10; i++)); do
+        got=$(($(sink_count) - before))
+        [ "$got" -ge "$messages" ] && break
+        sleep 0.1
+    done
+    [ "$got" -eq "$messages" ] && return 0
+    echo "bench: smtp-sink received $got messages, not $messages" >&2
+    return 1
+}
+
+# queue_state DIR NAME... - "NAME=COUNT" for each queue folder NAME of DIR
+queue_state() {
+    local dir=$1 q state=""
+    shift
+    for q in "$@"; do
+        state="$state $q=$(find "$dir/$q" -type f 2>/dev/null | wc -l)"
+    done
+    echo "${state# }"
+}
+
+# relay_run PORT SESSIONS COUNTER - messages/s from the start of smtp-source
+# until COUNTER says the queue is empty; fails on a stalled queue, after
+# relay_wait s, or when smtp-sink did not count exactly $messages (stdout)
+relay_run() {
+    local port=$1 sessions=$2 counter=$3 before t0 t1 n last=-1 last_change deadline now
+    before=$(sink_count)
+    t0=$(date +%s%N)
+    source_run "$port" "$sessions" "$relay_rcpt" "$work/relay-$port-$sessions.log" || return 1
+    deadline=$(($(date +%s) + relay_wait))
+    last_change=$(date +%s)
+    while :; do
+        n=$($counter)
+        [ "$n" -eq 0 ] && break
+        now=$(date +%s)
+        if [ "$n" -ne "$last" ]; then
+            last=$n
+            last_change=$now
+        elif [ $((now - last_change)) -ge "$stall_wait" ]; then
+            echo "bench: $n messages stuck in the queue for ${stall_wait}s" \
+                "(smtp-sink got $(($(sink_count) - before)) of $messages)" >&2
+            return 1
+        fi
+        if [ "$now" -ge "$deadline" ]; then
+            echo "bench: $n messages still queued after ${relay_wait}s" >&2
+            return 1
+        fi
+        sleep "$poll"
+    done
+    t1=$(date +%s%N)
+    sink_check "$before" || return 1
+    rate $((t1 - t0))
+}
+
+# sink_run SESSIONS - messages/s of smtp-source straight into smtp-sink
+sink_run() {
+    local before t0 t1
+    before=$(sink_count)
+    t0=$(date +%s%N)
+    source_run "$sink_port" "$1" "$relay_rcpt" "$work/sink-$1.log" || return 1
+    t1=$(date +%s%N)
+    sink_check "$before" || return 1
+    rate $((t1 - t0))
+}
+
+# relay_failed NAME DIR LOG QUEUES... - print why a relay run failed, exit 1
+relay_failed() {
+    local name=$1 dir=$2 log=$3
+    shift 3
+    echo "bench: $name queue: $(queue_state "$dir" "$@")" >&2
+    echo "bench: $name log, first deferrals:" >&2
+    grep -m 5 'status=\(deferred\|bounced\)\|warning\|fatal\|panic' "$log" >&2 || true
+    echo "bench: $name log, last lines:" >&2
+    tail -n 20 "$log" >&2
+    die "$name relay run with $sessions sessions failed"
+}
+
+# print_table TITLE RESULT... - "sessions postfix posta ratio" rows; a
+# posta figure "-" (not measured) prints "-" for posta and the ratio
 print_table() {
     local title=$1 r
     shift
@@ -368,7 +521,10 @@ print_table() {
     for r in "$@"; do
         set -- $r
         awk -v s="$1" -v a="$2" -v b="$3" 'BEGIN {
-            printf "%-10s %14d %14d %14.2f\n", s, a, b, (a > 0 ? b / a : 0) }'
+            if (b == "-")
+                printf "%-10s %14d %14s %14s\n", s, a, "-", "-"
+            else
+                printf "%-10s %14d %14d %14.2f\n", s, a, b, (a > 0 ? b / a : 0) }'
     done
 }
 
@@ -380,6 +536,8 @@ echo "machine: $(nproc) CPUs, $(uname -r)"
 
 receive_results=()
 deliver_results=()
+relay_results=()
+sink_results=()
 
 # ---- receive: accept, fsync, discard ---------------------------------------
 if [ "$mode" = receive ] || [ "$mode" = all ]; then
@@ -452,10 +610,47 @@ elif [ "$mode" = deliver ] || [ "$mode" = all ]; then
     po_stop
 fi
 
+# ---- relay: accept, fsync, smtp client to relayhost = smtp-sink -----------
+if [ "$mode" = relay ] || [ "$mode" = all ]; then
+    [ "$po_relays" = yes ] ||
+        echo "bench: this posta has no smtp client: relay table without posta" >&2
+    sink_start
+    pf_start relay
+    [ "$po_relays" = yes ] && po_start relay
+    for sessions in $sessions_list; do
+        sink_rate=$(sink_run "$sessions") || die "smtp-sink run with $sessions sessions failed"
+        drain Postfix pf_queue_count
+        pf_rate=$(relay_run "$pf_port" "$sessions" pf_queue_count) ||
+            relay_failed Postfix "$pf_queue" "$pf/maillog" incoming active deferred maildrop
+        po_rate=-
+        if [ "$po_relays" = yes ]; then
+            drain posta po_queue_count
+            po_rate=$(relay_run "$po_port" "$sessions" po_queue_count) ||
+                relay_failed posta "$po/spool" "$po/maillog" incoming active deferred
+        fi
+        relay_results+=("$sessions $pf_rate $po_rate")
+        sink_results+=("$sessions $sink_rate")
+        echo "  relay, $sessions sessions: Postfix $pf_rate msg/s, posta $po_rate msg/s," \
+            "smtp-sink alone $sink_rate msg/s" >&2
+    done
+    pf_stop
+    [ "$po_relays" = yes ] && po_stop
+fi
+
 if [ ${#receive_results[@]} -gt 0 ]; then
     print_table "receive (accept, fsync'd queue, discard):" "${receive_results[@]}"
 fi
 if [ ${#deliver_results[@]} -gt 0 ]; then
     print_table "deliver (accept, fsync'd queue, local into one Maildir, until the last is in new/):" \
         "${deliver_results[@]}"
+fi
+if [ ${#relay_results[@]} -gt 0 ]; then
+    print_table "relay (accept, fsync'd queue, smtp client to relayhost smtp-sink, until the queue is empty):" \
+        "${relay_results[@]}"
+    echo
+    echo "smtp-sink alone (smtp-source straight into smtp-sink):"
+    printf '%-10s %14s\n' sessions "msg/s"
+    for r in "${sink_results[@]}"; do
+        printf '%-10s %14s\n' "${r% *}" "${r#* }"
+    done
 fi

@@ -3,7 +3,8 @@
  *
  * A delivered recipient is marked done in the queue file at once
  * (qfile_mark_done: one byte, fdatasync), after a "delivered" notice when
- * it asked for NOTIFY=SUCCESS; without the fdatasync when it was the last
+ * it asked for NOTIFY=SUCCESS (a "relayed" one when the next hop does not
+ * speak DSN; none when it does, as it then reports itself); without the fdatasync when it was the last
  * recipient with no deferred or bounced one left, as the file is then
  * removed at once (docs/QUEUE.md, crash windows). A deferred one is
  * appended to defer/QID, a bounced one to bounce/QID (fdatasync'ed: the
@@ -245,7 +246,10 @@ void result_record(struct qmsg *m, size_t i, enum deliver_status st, const char 
     switch (st) {
     case DELIVER_SENT:
         ri->st = RS_SENT;
-        if (qr->notify & QNOTIFY_SUCCESS) {
+        /* A next hop that speaks DSN got NOTIFY and reports on its own;
+         * notices come from here for final delivery (no remote MTA) and
+         * for a next hop without DSN ("relayed"). */
+        if ((qr->notify & QNOTIFY_SUCCESS) && (ri->remote_mta == NULL || ri->relayed)) {
             struct bounce_rcpt br;
             char new_qid[QID_MAX] = "";
 

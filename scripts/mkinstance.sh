@@ -156,6 +156,16 @@ EOF
         echo "pickup              unix  n       -       n       60      1       pickup" \
             >> "$master_cf"
     fi
+    if [ -x "$builddir/libexec/smtp" ]; then
+        cat >> "$master_cf" <<EOF
+smtp                unix  -       -       n       -       -       smtp
+relay               unix  -       -       n       -       -       smtp
+EOF
+    fi
+    if [ -x "$builddir/libexec/lmtp" ]; then
+        echo "lmtp                unix  -       -       n       -       -       lmtp" \
+            >> "$master_cf"
+    fi
     created "$master_cf"
 fi
 
