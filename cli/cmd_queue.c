@@ -1,5 +1,14 @@
 /*
- * cmd_queue.c - "posta queue -p|-j": the mail queue listing (mailq)
+ * cmd_queue.c - "posta queue": the mail queue listing (mailq), postqueue
+ *
+ * -p and -j list the queue (below). -f asks the queue manager to retry
+ * every deferred message (as "posta flush"); -s SITE makes the deferred
+ * messages with a pending recipient in domain SITE due now, -i ID one
+ * deferred message: their files' mtime (the next retry time, see
+ * docs/QUEUE.md) is set to now and the queue manager is woken ('W'
+ * trigger: it then moves every due deferred message to active/). A
+ * message in incoming/ or active/ is already being worked on (-i only
+ * wakes the queue manager); one on hold stays on hold (an error).
  *
  * Reads the queue files of incoming/, active/, deferred/ and hold/
  * directly and prints them the way Postfix's postqueue prints its long
@@ -37,6 +46,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -44,6 +54,7 @@
 #include "mail/config.h"
 #include "mail/qfile.h"
 #include "mail/qid.h"
+#include "mail/trigger.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -90,9 +101,12 @@ struct listing {
 /* usage - the option summary; exit status 2 */
 static int usage(const char *cmd)
 {
-    fprintf(stderr, "usage: posta %s [-p | -j]\n"
-                    "  -p  list the mail queue (default)\n"
-                    "  -j  list the mail queue as JSON, one object per message\n",
+    fprintf(stderr, "usage: posta %s [-p | -j | -f | -s site | -i queue_id]\n"
+                    "  -p       list the mail queue (default)\n"
+                    "  -j       list the mail queue as JSON, one object per message\n"
+                    "  -f       retry all deferred mail now\n"
+                    "  -s site  retry deferred mail for recipients in domain site now\n"
+                    "  -i id    retry the deferred message id now\n",
             cmd);
     return EXIT_QUEUE_USAGE;
 }
@@ -436,27 +450,166 @@ static void scan_queue(struct listing *l, int topfd, const char *top, const stru
     close(dfd);
 }
 
-/* cmd_queue - "posta queue [-p | -j]" */
+/* wake_qmgr - send a trigger; false after a message */
+static bool wake_qmgr(struct cfg *cfg, char code)
+{
+    if (trigger_send_checked(cfg, TRIGGER_QMGR, code))
+        return true;
+    fprintf(stderr, "posta queue: cannot reach the queue manager at %s/%s: %s "
+                    "(is the mail system running?)\n",
+            cfg_str(cfg, "queue_directory"), TRIGGER_QMGR, strerror(errno));
+    return false;
+}
+
+/* make_due - set dirfd/name's mtime (next retry) to now; false if gone */
+static bool make_due(int dirfd, const char *name)
+{
+    if (utimensat(dirfd, name, NULL, AT_SYMLINK_NOFOLLOW) == 0)
+        return true;
+    if (errno != ENOENT)
+        msg_warn("deferred/%s: set retry time: %m", name);
+    return false;
+}
+
+/* rcpt_in_site - does q have a pending recipient in domain site? */
+static bool rcpt_in_site(const struct qfile *q, const char *site)
+{
+    for (size_t i = 0; i < q->nrcpts; i++) {
+        const char *at = strrchr(q->rcpts[i].addr, '@');
+
+        if (!q->rcpts[i].done && at && strcasecmp(at + 1, site) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* flush_site - -s: make deferred mail for site due, wake qmgr */
+static int flush_site(struct cfg *cfg, int topfd, const char *site)
+{
+    int dfd = openat(topfd, "deferred", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    unsigned long count = 0;
+    struct dirent *e;
+    DIR *d;
+
+    if (*site == 0 || strpbrk(site, "@ \t/") != NULL) {
+        fprintf(stderr, "posta queue: bad site name: \"%s\"\n", site);
+        if (dfd >= 0)
+            close(dfd);
+        return EXIT_QUEUE_ERROR;
+    }
+    if (dfd < 0 || (d = fdopendir(dup(dfd))) == NULL) {
+        msg_warn("open queue directory %s/deferred: %m", cfg_str(cfg, "queue_directory"));
+        if (dfd >= 0)
+            close(dfd);
+        return EXIT_QUEUE_ERROR;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        struct qfile *q;
+        char *err = NULL;
+
+        if (!qid_valid(e->d_name) || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
+            || !S_ISREG(st.st_mode) || (st.st_mode & S_IRWXU) != QFILE_MODE_DONE)
+            continue;
+        if ((q = qfile_open(dfd, e->d_name, &err)) == NULL) {
+            if (errno != ENOENT)
+                msg_warn("deferred/%s: %s", e->d_name, err);
+            free(err);
+            continue;
+        }
+        if (rcpt_in_site(q, site) && make_due(dfd, e->d_name))
+            count++;
+        qfile_close(q);
+    }
+    closedir(d);
+    close(dfd);
+    if (count > 0 && !wake_qmgr(cfg, TRIGGER_WAKEUP))
+        return EXIT_QUEUE_ERROR;
+    return EXIT_QUEUE_OK;
+}
+
+/* flush_id - -i: make one deferred message due now, wake qmgr */
+static int flush_id(struct cfg *cfg, int topfd, const char *id)
+{
+    static const char *const busy[] = {"incoming", "active"};
+    struct stat st;
+    int dfd;
+
+    if (!qid_valid(id)) {
+        fprintf(stderr, "posta queue: bad queue ID: \"%s\"\n", id);
+        return EXIT_QUEUE_ERROR;
+    }
+    dfd = openat(topfd, "deferred", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0 && make_due(dfd, id)) {
+        close(dfd);
+        return wake_qmgr(cfg, TRIGGER_WAKEUP) ? EXIT_QUEUE_OK : EXIT_QUEUE_ERROR;
+    }
+    if (dfd >= 0)
+        close(dfd);
+    for (size_t i = 0; i < POSTA_ARRAY_LEN(busy); i++) {
+        char *rel = xasprintf("%s/%s", busy[i], id);
+        bool there = fstatat(topfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+        free(rel);
+        if (there)   /* already on its way: just make sure qmgr looks */
+            return wake_qmgr(cfg, TRIGGER_SCAN) ? EXIT_QUEUE_OK : EXIT_QUEUE_ERROR;
+    }
+    {
+        char *rel = xasprintf("hold/%s", id);
+        bool held = fstatat(topfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+        free(rel);
+        if (held) {
+            fprintf(stderr, "posta queue: %s: message is on hold "
+                            "(release it with \"posta super -H %s\")\n", id, id);
+            return EXIT_QUEUE_ERROR;
+        }
+    }
+    fprintf(stderr, "posta queue: %s: no such message in the queue\n", id);
+    return EXIT_QUEUE_ERROR;
+}
+
+/* cmd_queue - "posta queue [-p | -j | -f | -s site | -i id]" */
 int cmd_queue(int argc, char **argv, struct cfg *cfg)
 {
     const char *cmd = argc > 0 && argv[0] ? argv[0] : "queue";
     struct listing l = {MODE_LIST, -1, 0, 0, EXIT_QUEUE_OK};
-    const char *top;
-    int topfd;
+    const char *top, *site = NULL, *id = NULL;
+    bool flush = false;
+    int topfd, actions = 0, rc;
 
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-p") == 0)
+        if (strcmp(argv[i], "-p") == 0) {
             l.mode = MODE_LIST;
-        else if (strcmp(argv[i], "-j") == 0)
+        } else if (strcmp(argv[i], "-j") == 0) {
             l.mode = MODE_JSON;
-        else
+        } else if (strcmp(argv[i], "-f") == 0) {
+            flush = true;
+            actions++;
+        } else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
+            site = argv[++i];
+            actions++;
+        } else if (strcmp(argv[i], "-i") == 0 && i + 1 < argc) {
+            id = argv[++i];
+            actions++;
+        } else {
             return usage(cmd);
+        }
     }
+    if (actions > 1)
+        return usage(cmd);
+    if (flush)
+        return wake_qmgr(cfg, TRIGGER_FLUSH) ? EXIT_QUEUE_OK : EXIT_QUEUE_ERROR;
     top = cfg_str(cfg, "queue_directory");
     topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (topfd < 0) {
         msg_warn("open queue directory %s: %m", top);
         return EXIT_QUEUE_ERROR;
+    }
+    if (site || id) {
+        rc = site ? flush_site(cfg, topfd, site) : flush_id(cfg, topfd, id);
+        close(topfd);
+        return rc;
     }
     /* no defer logs (missing, or not ours to read): no reasons, no error */
     l.deferfd = openat(topfd, DEFER_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

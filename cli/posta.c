@@ -3,8 +3,9 @@
  *
  *   posta [-c DIR] [-v] COMMAND [args]
  *
- * COMMAND is start, start-fg, stop, abort, reload, status, check, conf or
- * queue. Global options come before the command. The configuration
+ * COMMAND is start, start-fg, stop, abort, reload, status, check,
+ * set-permissions, conf, queue, flush, super, cat, alias or map (each
+ * documented in posta(1)). Global options come before the command. The configuration
  * directory is -c DIR, else $MAIL_CONFIG, else the compiled-in default.
  * Invoked as "mailq", posta behaves as "posta queue -p".
  *
@@ -29,10 +30,14 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "cmd_conf.h"
 #include "cmd_alias.h"
+#include "cmd_cat.h"
+#include "cmd_check.h"
+#include "cmd_conf.h"
 #include "cmd_flush.h"
+#include "cmd_map.h"
 #include "cmd_queue.h"
+#include "cmd_super.h"
 #include "mail/config.h"
 #include "mail/mastercf.h"
 #include "util/alloc.h"
@@ -46,7 +51,6 @@
 #define START_WAIT_MS 60000
 #define READY_LINE_MAX 4096
 #define MASTER_PROGRAM "master"
-#define MAIN_CF_MAX ((size_t)4 << 20)
 
 static const char *progname = "posta";
 static int verbose;
@@ -63,11 +67,15 @@ static void POSTA_NORETURN usage(void)
             "  abort      stop the mail system without waiting\n"
             "  reload     re-read the configuration\n"
             "  status     is the mail system running?\n"
-            "  check      check main.cf and master.cf\n"
-            "  conf       show main.cf parameters and master.cf services\n"
-            "  queue      list or manage the queue\n"
+            "  check      check the configuration, owners and modes\n"
+            "  set-permissions  repair owners and modes (as root)\n"
+            "  conf       show or edit main.cf and master.cf (postconf)\n"
+            "  queue      list the queue, retry mail (postqueue)\n"
             "  flush      retry deferred mail now\n"
-            "  alias      build the alias database (as newaliases)\n");
+            "  super      delete, hold, release, requeue, repair (postsuper)\n"
+            "  cat        show a queue file (postcat)\n"
+            "  alias      build the alias database (postalias, newaliases)\n"
+            "  map        build, query and edit lookup tables (postmap)\n");
     exit(EXIT_USAGE);
 }
 
@@ -315,110 +323,6 @@ static int cmd_status(int argc, char **argv, struct cfg *cfg)
     return 1;
 }
 
-/* read_file - whole file into a buffer; false + message */
-static bool read_file(const char *path, struct buf *out)
-{
-    char chunk[8192];
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    buf_init(out, MAIN_CF_MAX);
-    if (fd < 0) {
-        complain("error: open %s: %s", path, strerror(errno));
-        return false;
-    }
-    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || buf_append(out, chunk, (size_t)n) < 0) {
-            complain("error: read %s: %s", path, n < 0 ? strerror(errno) : "file too large");
-            close(fd);
-            return false;
-        }
-    }
-    close(fd);
-    return true;
-}
-
-/* check_dir - an absolute folder that exists (warning if not yet made) */
-static bool check_dir(struct cfg *cfg, const char *param, bool must_exist)
-{
-    const char *dir = cfg_str(cfg, param);
-    struct stat st;
-
-    if (dir[0] != '/') {
-        complain("error: %s = %s: not an absolute path", param, dir);
-        return false;
-    }
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        if (must_exist) {
-            complain("error: %s = %s: %s", param, dir,
-                     errno ? strerror(errno) : "not a directory");
-            return false;
-        }
-        complain("warning: %s = %s: does not exist yet (created at start)", param, dir);
-    }
-    return true;
-}
-
-/* cmd_check - load main.cf and master.cf, report problems */
-static int cmd_check(int argc, char **argv, const char *config_dir)
-{
-    char *main_cf = xasprintf("%s/main.cf", config_dir);
-    char *master_cf = xasprintf("%s/master.cf", config_dir);
-    struct master_cf mcf = {NULL, 0};
-    struct cfg *cfg = NULL;
-    struct buf text;
-    char *err = NULL;
-    bool ok = true;
-
-    no_args(argc);
-    (void)argv;
-    if (read_file(main_cf, &text)) {
-        cfg = cfg_load_string(buf_str(&text), text.len, main_cf, &err);
-        if (cfg == NULL) {
-            complain("error: %s", err ? err : "main.cf cannot be loaded");
-            free(err);
-            err = NULL;
-            ok = false;
-        }
-    } else {
-        ok = false;
-    }
-    buf_free(&text);
-    if (cfg) {
-        ok &= check_dir(cfg, "daemon_directory", true);
-        ok &= check_dir(cfg, "queue_directory", false);
-        ok &= check_dir(cfg, "data_directory", false);
-    }
-    if (!master_cf_load(master_cf, &mcf, &err)) {
-        complain("error: %s", err ? err : "master.cf cannot be loaded");
-        free(err);
-        ok = false;
-    } else if (cfg) {
-        for (size_t i = 0; i < mcf.n; i++) {
-            char *prog = xasprintf("%s/%s", cfg_str(cfg, "daemon_directory"),
-                                   mcf.svc[i].command);
-
-            if (access(prog, X_OK) < 0) {
-                complain("error: %s:%d: service %s: cannot execute %s: %s",
-                         mcf.svc[i].file ? mcf.svc[i].file : master_cf, mcf.svc[i].line,
-                         mcf.svc[i].name, prog, strerror(errno));
-                ok = false;
-            }
-            free(prog);
-        }
-    }
-    master_cf_free(&mcf);
-    if (cfg)
-        cfg_free(cfg);
-    free(main_cf);
-    free(master_cf);
-    if (ok && verbose)
-        say("configuration %s: no problems found", config_dir);
-    return ok ? 0 : 1;
-}
-
 /* base_name - the last path component */
 static const char *base_name(const char *path)
 {
@@ -490,6 +394,16 @@ static int run_alias(int argc, char **argv, const char *dir, struct cfg *cfg)
     return cmd_alias(argc, argv, cfg);
 }
 
+static int run_super(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_super(argc, argv, cfg, lock_holder(cfg) > 0);
+}
+
+static int run_cat(int argc, char **argv, const char *dir, struct cfg *cfg)
+{
+    return cmd_cat(argc, argv, cfg);
+}
+
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv, const char *config_dir, struct cfg *cfg);
@@ -497,6 +411,7 @@ static const struct {
     {"start", run_start},   {"start-fg", run_start_fg}, {"stop", run_stop},
     {"abort", run_abort},   {"reload", run_reload},     {"status", run_status},
     {"queue", run_queue},   {"flush", run_flush},       {"alias", run_alias},
+    {"super", run_super},   {"cat", run_cat},
 };
 
 /* main - dispatch one command */
@@ -532,11 +447,15 @@ int main(int argc, char **argv)
     command = argv[0];
     config_dir = cfg_default_dir(cli_dir);
 
-    /* These two read the configuration themselves, leniently. */
+    /* These read the configuration themselves, leniently or not at all. */
     if (strcmp(command, "conf") == 0)
         return cmd_conf(argc, argv, config_dir);
     if (strcmp(command, "check") == 0)
-        return cmd_check(argc, argv, config_dir);
+        return cmd_check(argc, argv, config_dir, verbose);
+    if (strcmp(command, "set-permissions") == 0)
+        return cmd_set_permissions(argc, argv, config_dir, verbose);
+    if (strcmp(command, "map") == 0)
+        return cmd_map_dir(argc, argv, config_dir);
 
     for (size_t i = 0; i < POSTA_ARRAY_LEN(commands); i++) {
         if (strcmp(command, commands[i].name) == 0) {
