@@ -912,6 +912,10 @@ static void opened(struct smtp_sess *s, const struct sess_status *status, void *
         smtp_target_relay(&d->tg[d->cur].t, &d->cur_relay);
         buf_set(&d->cur_mta, d->tg[d->cur].t.host);
         remember_failure(d, status);
+        /* As Postfix: each address given up on is logged when another
+         * one is tried; the last one's reason is in the status line. */
+        if (more_targets(d))
+            msg_info("%s", buf_str(&status->text));
         if (status->st == DELIVER_BOUNCED && status->reached && !smtp_conf.skip_5xx_greeting) {
             /* smtp_skip_5xx_greeting = no: a 5xx greeting or HELO reply is final */
             d->last_idx = d->ntg - 1;

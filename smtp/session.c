@@ -808,6 +808,7 @@ static bool body_start(struct smtp_sess *s)
     s->phase = XP_BODY;
     s->body_done = false;
     smtp_enc_init(&s->enc);
+    smtp_enc_set_limit(&s->enc, smtp_conf.line_limit);
     qfile_content_begin(s->x->q, &s->cur);
     sess_stage(s, STG_BODY);
     if (log_verbose_level())

@@ -248,6 +248,7 @@ static void read_conf(struct cfg *cfg)
     c->data_done_ms = conf_ms(cfg, "data_done_timeout");
     c->quit_ms = conf_ms(cfg, "quit_timeout");
     c->never_send_ehlo = conf_bool(cfg, "never_send_ehlo");
+    c->line_limit = conf_uint(cfg, "line_length_limit");
     c->skip_5xx_greeting = conf_bool(cfg, "skip_5xx_greeting");
     c->bind_v4 = conf_str(cfg, "bind_address", true);
     c->bind_v6 = conf_str(cfg, "bind_address6", true);

@@ -50,6 +50,7 @@ struct smtp_conf {
     unsigned connect_ms, helo_ms, mail_ms, rcpt_ms, data_init_ms, data_xfer_ms,
         data_done_ms, quit_ms;   /* smtp_*_timeout in milliseconds (0 = none) */
     bool never_send_ehlo;        /* smtp_never_send_ehlo */
+    unsigned line_limit;         /* smtp_line_length_limit (0 = none) */
     bool skip_5xx_greeting;      /* smtp_skip_5xx_greeting */
     char *bind_v4, *bind_v6;     /* smtp_bind_address / smtp_bind_address6, or NULL */
     int family;                  /* from inet_protocols: AF_INET, AF_INET6, AF_UNSPEC */

@@ -330,6 +330,8 @@ const struct param_def param_table[] = {
      "Time limit for the server greeting and the HELO/EHLO reply."},
     {"smtp_host_lookup", PARAM_LIST, "dns", 0, 0, 0,
      "How the SMTP client looks up hosts: dns, native."},
+    {"smtp_line_length_limit", PARAM_INT, "998", 0, PARAM_INT_MAX, 0,
+     "Longest line the SMTP client sends (RFC 5321: 998); longer ones are broken with CR LF SPACE (0: none)."},
     {"smtp_mail_timeout", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
      "Time limit for the reply to MAIL FROM."},
     {"smtp_mx_address_limit", PARAM_INT, "5", 0, PARAM_INT_MAX, 0,

@@ -33,7 +33,8 @@
 #include "util/log.h"
 
 #define ENC_SLICE ((size_t)1 << 16)  /* input bytes encoded per reservation */
-#define ENC_GROWTH 2                 /* output bytes per input byte, at most */
+#define ENC_GROWTH 2                 /* output bytes per input byte, at most... */
+#define ENC_SLACK 8                  /* ...plus a line break carried into a slice */
 
 static const char crlf[] = "\r\n";
 #define CRLF_LEN 2
@@ -43,6 +44,35 @@ void smtp_enc_init(struct smtp_enc *e)
 {
     e->line_start = true;
     e->pending_cr = false;
+    e->limit = 0;
+    e->col = 0;
+}
+
+/* smtp_enc_set_limit - break lines longer than limit (0 = never) */
+void smtp_enc_set_limit(struct smtp_enc *e, size_t limit)
+{
+    e->limit = limit > 0 && limit < SMTP_ENC_LIMIT_MIN ? SMTP_ENC_LIMIT_MIN : limit;
+}
+
+/* copy_run - copy a run without line ends, breaking it at the line limit */
+static char *copy_run(struct smtp_enc *e, const char *p, size_t len, char *w)
+{
+    static const char fold[] = "\r\n ";
+
+    while (e->limit > 0 && e->col + len > e->limit) {
+        size_t room = e->limit - e->col;
+
+        memcpy(w, p, room);
+        w += room;
+        p += room;
+        len -= room;
+        memcpy(w, fold, sizeof(fold) - 1);
+        w += sizeof(fold) - 1;
+        e->col = 1;
+    }
+    memcpy(w, p, len);
+    e->col += len;
+    return w + len;
 }
 
 /* find_next - the first c in [p, end), or end */
@@ -53,7 +83,7 @@ static inline const char *find_next(const char *p, const char *end, int c)
     return q ? q : end;
 }
 
-/* enc_slice - encode in[0..n) into w (room for ENC_GROWTH * n); returns the end */
+/* enc_slice - encode in[0..n) into w (room for ENC_GROWTH * n + ENC_SLACK); returns the end */
 static char *enc_slice(struct smtp_enc *e, const char *in, size_t n, char *w)
 {
     const char *p = in, *end = in + n, *next_cr, *next_lf, *q;
@@ -70,8 +100,11 @@ static char *enc_slice(struct smtp_enc *e, const char *in, size_t n, char *w)
     while (p < end) {
         if (e->line_start) {
             e->line_start = false;
-            if (*p == '.')
+            e->col = 0;
+            if (*p == '.') {
                 *w++ = '.';
+                e->col++;
+            }
         }
         /* Recompute a cached position only once p has passed it. */
         if (next_cr < p)
@@ -79,8 +112,7 @@ static char *enc_slice(struct smtp_enc *e, const char *in, size_t n, char *w)
         if (next_lf < p)
             next_lf = find_next(p, end, '\n');
         q = next_cr < next_lf ? next_cr : next_lf;
-        memcpy(w, p, (size_t)(q - p));
-        w += q - p;
+        w = copy_run(e, p, (size_t)(q - p), w);
         if (q == end)
             break;
         memcpy(w, crlf, CRLF_LEN);
@@ -106,7 +138,7 @@ void smtp_enc_feed(struct smtp_enc *e, const char *in, size_t n, struct buf *out
     while (n > 0) {
         k = n < ENC_SLICE ? n : ENC_SLICE;
         /* Near the buffer's maximum, smaller slices need less headroom. */
-        while (buf_reserve(out, ENC_GROWTH * k) < 0) {
+        while (buf_reserve(out, ENC_GROWTH * k + ENC_SLACK) < 0) {
             if (k == 1)
                 msg_panic("smtp_enc_feed: output buffer would pass its maximum");
             k /= 2;
@@ -125,5 +157,7 @@ void smtp_enc_finish(struct smtp_enc *e, bool dot, struct buf *out)
     if ((!e->line_start && buf_append(out, crlf, CRLF_LEN) < 0)
         || (dot && buf_append(out, ".\r\n", sizeof(".\r\n") - 1) < 0))
         msg_panic("smtp_enc_finish: output buffer would pass its maximum");
-    smtp_enc_init(e);
+    e->line_start = true;
+    e->pending_cr = false;
+    e->col = 0;
 }

@@ -237,6 +237,56 @@ static void test_big_message(void **state)
 }
 
 /* main - run the tests */
+/* test_line_limit - lines over the limit are broken with CR LF SPACE, at any split */
+static void test_line_limit(void **state)
+{
+    (void)state;
+    /* 100 'a', then ".x" + 45 'b' (stuffed dot counts), then a short line */
+    struct buf in = BUF_INIT, want = BUF_INIT, got;
+    struct smtp_enc e;
+
+    for (int i = 0; i < 100; i++)
+        buf_putc(&in, 'a');
+    buf_puts(&in, "\n.x");
+    for (int i = 0; i < 45; i++)
+        buf_putc(&in, 'b');
+    buf_puts(&in, "\nend\n");
+    for (int i = 0; i < 40; i++)
+        buf_putc(&want, 'a');
+    buf_puts(&want, "\r\n ");
+    for (int i = 0; i < 39; i++)
+        buf_putc(&want, 'a');
+    buf_puts(&want, "\r\n ");
+    for (int i = 0; i < 21; i++)
+        buf_putc(&want, 'a');
+    buf_puts(&want, "\r\n..x");
+    for (int i = 0; i < 37; i++)
+        buf_putc(&want, 'b');
+    buf_puts(&want, "\r\n ");
+    for (int i = 0; i < 8; i++)
+        buf_putc(&want, 'b');
+    buf_puts(&want, "\r\nend\r\n.\r\n");
+    for (size_t cut = 0; cut <= in.len; cut++) {
+        buf_init(&got, 0);
+        smtp_enc_init(&e);
+        smtp_enc_set_limit(&e, 40);
+        smtp_enc_feed(&e, in.data, cut, &got);
+        smtp_enc_feed(&e, in.data + cut, in.len - cut, &got);
+        smtp_enc_finish(&e, true, &got);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+        buf_free(&got);
+    }
+    /* A limit below the minimum is raised to it; 0 means none. */
+    smtp_enc_init(&e);
+    smtp_enc_set_limit(&e, 3);
+    assert_int_equal(e.limit, SMTP_ENC_LIMIT_MIN);
+    smtp_enc_set_limit(&e, 0);
+    assert_int_equal(e.limit, 0);
+    buf_free(&in);
+    buf_free(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_empty_message),
         cmocka_unit_test(test_random_vs_reference),
         cmocka_unit_test(test_big_message),
+        cmocka_unit_test(test_line_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
