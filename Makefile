@@ -1,8 +1,10 @@
 # posta - build, install, run and test.
 #
 #   make                 build everything into build/
-#   make install         install under PREFIX (DESTDIR honoured); SENDMAIL=yes
+#   make install         install under PREFIX (/usr/local; PREFIX=/usr: FHS
+#                        paths of a system MTA; DESTDIR honoured); SENDMAIL=yes
 #                        also links sendmail, mailq and newaliases in sbin
+#   make uninstall       remove what install added (keeps config and spool)
 #   make run             install missing packages, build, start an instance
 #   make check           the full test suite (what CI runs)
 #   make test            unit + integration tests of the normal build only
@@ -10,6 +12,11 @@
 #   make SAN=1 ...       the same with ASan+UBSan, in build-san/
 #   make WERROR=1 ...    warnings are errors (CI)
 
+# PREFIX=/usr installs into the FHS paths of a system MTA (/usr/sbin,
+# /usr/libexec/posta, /etc/posta, /usr/share/man, systemd's unit folder).
+# The default stays /usr/local: the compiled-in command_directory of a
+# development build must not be /usr/sbin, where another MTA's postdrop
+# may live (posta's sendmail would run it).
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
@@ -17,8 +24,22 @@ CONFIG_DIR ?= $(SYSCONFDIR)/posta
 DAEMON_DIR ?= $(PREFIX)/libexec/posta
 SBIN_DIR   ?= $(PREFIX)/sbin
 MAN_DIR    ?= $(PREFIX)/share/man
+SHARE_DIR  ?= $(PREFIX)/share/posta
 QUEUE_DIR  ?= /var/spool/posta
 DATA_DIR   ?= /var/lib/posta
+# The defaults of mail_owner, setgid_group and alias_maps (params.c).
+MAIL_OWNER   ?= posta
+SETGID_GROUP ?= postdrop
+ALIASES      ?= /etc/aliases
+# systemd's own unit folder for PREFIX=/usr; PREFIX/lib/systemd/system
+# (which systemd also reads for /usr/local) otherwise.
+ifeq ($(origin SYSTEMD_UNIT_DIR),undefined)
+ifeq ($(PREFIX),/usr)
+SYSTEMD_UNIT_DIR := $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+else
+SYSTEMD_UNIT_DIR := $(PREFIX)/lib/systemd/system
+endif
+endif
 VERSION    := 0.1.0
 
 CC    ?= cc
@@ -75,7 +96,7 @@ FUZZ_BINS := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 PYTEST := /usr/bin/python3 -m pytest
 
-.PHONY: all install uninstall-files run check test unit integration fuzz fuzz-run \
+.PHONY: all install uninstall run check test unit integration fuzz fuzz-run \
         deps deps-test bench clean format
 .DELETE_ON_ERROR:
 
@@ -138,34 +159,126 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- install ---------------------------------------------------------------
+# Programs, man pages, the systemd unit and the fail2ban filters are
+# replaced on every install and removed by uninstall. main.cf, master.cf
+# and the aliases file are configuration: installed only when absent,
+# never removed; so is CONFIG_DIR/tls, where master makes a self-signed
+# certificate when TLS is on without one (the unit lets it write only
+# there in /etc). The spool's top folder is made here (root, 0755); master
+# makes the folders inside it at its first start, with the owners and
+# modes of src/mail/spool.c, and data_directory owned by mail_owner.
+#
+# As root without DESTDIR (a real install) the posta user and postdrop
+# group are created when missing and postdrop gets its set-group-ID bit.
+# With DESTDIR (a package) that is left to the package's scripts, and
+# install says so. Another mail system's postdrop (Postfix's
+# /usr/sbin/postdrop) is never replaced unless FORCE_POSTDROP=yes: install
+# fails first, saying so; uninstall leaves it alone.
+MAN_PAGES := $(wildcard man/*.[1-8])
+F2B_FILTERS := $(wildcard conf/fail2ban/filter.d/*.conf)
+SBIN_PROGRAMS := posta posta-sendmail postdrop
+SENDMAIL_LINKS := sendmail mailq newaliases
+UNIT := $(DESTDIR)$(SYSTEMD_UNIT_DIR)/posta.service
+# True (exit 0) for a real install: as root, no DESTDIR.
+REAL_ROOT = [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]
+
 install: all
-	install -d $(DESTDIR)$(SBIN_DIR) $(DESTDIR)$(DAEMON_DIR) $(DESTDIR)$(CONFIG_DIR)
+	@t=$(DESTDIR)$(SBIN_DIR)/postdrop; \
+	if [ -e $$t ] && ! grep -qa posta $$t && [ "$(FORCE_POSTDROP)" != yes ]; then \
+	  echo "install: $$t belongs to another mail system (Postfix?) and posta's would" \
+	       "replace it: remove that mail system first, or install posta under another" \
+	       "PREFIX (e.g. PREFIX=/usr/local); FORCE_POSTDROP=yes replaces it" >&2; \
+	  exit 1; \
+	fi
+	@if $(REAL_ROOT); then \
+	  if ! getent group $(SETGID_GROUP) >/dev/null; then \
+	    echo "install: creating group $(SETGID_GROUP)"; groupadd --system $(SETGID_GROUP); \
+	  fi; \
+	  if ! getent passwd $(MAIL_OWNER) >/dev/null; then \
+	    echo "install: creating user $(MAIL_OWNER)"; \
+	    useradd --system --user-group --no-create-home --home-dir $(QUEUE_DIR) \
+	      --shell /usr/sbin/nologin --comment "posta mail system" $(MAIL_OWNER); \
+	  fi; \
+	elif [ -n "$(DESTDIR)" ]; then \
+	  echo "install: DESTDIR set: not creating user $(MAIL_OWNER) and group $(SETGID_GROUP)" \
+	       "(the package must create them, and make $(SBIN_DIR)/postdrop" \
+	       "group $(SETGID_GROUP), mode 2755)"; \
+	else \
+	  echo "install: not root: not creating user $(MAIL_OWNER) and group $(SETGID_GROUP)"; \
+	fi
+	install -d -m 0755 $(DESTDIR)$(SBIN_DIR) $(DESTDIR)$(DAEMON_DIR) $(DESTDIR)$(CONFIG_DIR) \
+	  $(DESTDIR)$(CONFIG_DIR)/tls \
+	  $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SHARE_DIR)/fail2ban/filter.d \
+	  $(DESTDIR)$(QUEUE_DIR) $(DESTDIR)$(dir $(ALIASES))
 	install -m 0755 $(CLI_BIN) $(DESTDIR)$(SBIN_DIR)/posta
 	install -m 0755 $(DAEMON_BINS) $(DESTDIR)$(DAEMON_DIR)/
 	install -m 0755 $(BUILD)/bin/sendmail $(DESTDIR)$(SBIN_DIR)/posta-sendmail
 	install -m 0755 $(BUILD)/bin/postdrop $(DESTDIR)$(SBIN_DIR)/postdrop
-	if [ "$$(id -u)" = 0 ] && getent group postdrop >/dev/null; then \
-	  chgrp postdrop $(DESTDIR)$(SBIN_DIR)/postdrop && chmod 2755 $(DESTDIR)$(SBIN_DIR)/postdrop; \
+	@if $(REAL_ROOT); then \
+	  echo "chgrp $(SETGID_GROUP) + chmod 2755 $(DESTDIR)$(SBIN_DIR)/postdrop"; \
+	  chgrp $(SETGID_GROUP) $(DESTDIR)$(SBIN_DIR)/postdrop && \
+	    chmod 2755 $(DESTDIR)$(SBIN_DIR)/postdrop; \
 	fi
-	if [ "$(SENDMAIL)" = yes ]; then \
-	  for n in sendmail mailq newaliases; do \
+	@if [ "$(SENDMAIL)" = yes ]; then \
+	  for n in $(SENDMAIL_LINKS); do \
 	    t=$(DESTDIR)$(SBIN_DIR)/$$n; \
 	    if [ -e $$t ] && ! [ -L $$t -a "$$(readlink $$t)" = posta-sendmail ] && ! [ "$(FORCE_SENDMAIL)" = yes ]; then \
 	      echo "install: $$t exists (another MTA?); not replaced (FORCE_SENDMAIL=yes replaces it)" >&2; \
-	    else ln -sf posta-sendmail $$t; fi; \
+	    else echo "ln -sf posta-sendmail $$t"; ln -sf posta-sendmail $$t; fi; \
 	  done; \
 	fi
-	for f in conf/main.cf conf/master.cf; do \
+	@for f in conf/main.cf conf/master.cf; do \
 	  t=$(DESTDIR)$(CONFIG_DIR)/$$(basename $$f); \
-	  [ -e $$t ] || install -m 0644 $$f $$t; \
+	  if [ -e $$t ]; then echo "install: $$t exists: kept"; \
+	  else echo "install -m 0644 $$f $$t"; install -m 0644 $$f $$t; fi; \
 	done
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
-	sed 's|@SBIN_DIR@|$(SBIN_DIR)|g; s|@CONFIG_DIR@|$(CONFIG_DIR)|g' conf/posta.service \
-	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/posta.service
-	for m in man/*.[0-9]; do \
-	  s=$${m##*.}; install -d $(DESTDIR)$(MAN_DIR)/man$$s; \
+	@t=$(DESTDIR)$(ALIASES); \
+	if [ -e $$t ]; then echo "install: $$t exists: kept"; \
+	else echo "install -m 0644 conf/aliases $$t"; install -m 0644 conf/aliases $$t; fi
+	@if $(REAL_ROOT) && [ ! -e $(ALIASES).db ]; then \
+	  echo "$(SBIN_DIR)/posta -c $(CONFIG_DIR) alias hash:$(ALIASES)"; \
+	  $(SBIN_DIR)/posta -c $(CONFIG_DIR) alias hash:$(ALIASES) || \
+	    echo "install: warning: could not build the aliases database; run newaliases" >&2; \
+	fi
+	sed 's|@SBIN_DIR@|$(SBIN_DIR)|g; s|@CONFIG_DIR@|$(CONFIG_DIR)|g; s|@QUEUE_DIR@|$(QUEUE_DIR)|g' \
+	  conf/posta.service > $(UNIT).tmp && chmod 0644 $(UNIT).tmp && mv $(UNIT).tmp $(UNIT)
+	@for m in $(MAN_PAGES); do \
+	  s=$${m##*.}; install -d -m 0755 $(DESTDIR)$(MAN_DIR)/man$$s; \
 	  install -m 0644 $$m $(DESTDIR)$(MAN_DIR)/man$$s/; \
+	done; echo "installed $(words $(MAN_PAGES)) man pages in $(DESTDIR)$(MAN_DIR)"
+	install -m 0644 $(F2B_FILTERS) $(DESTDIR)$(SHARE_DIR)/fail2ban/filter.d/
+	@if $(REAL_ROOT); then \
+	  chown root:root $(QUEUE_DIR) && chmod 0755 $(QUEUE_DIR); \
+	  if [ ! -d $(DATA_DIR) ]; then \
+	    install -d -m 0700 -o $(MAIL_OWNER) -g "$$(id -gn $(MAIL_OWNER))" $(DATA_DIR); \
+	  fi; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi; \
+	  echo "install: done; start with: systemctl enable --now posta"; \
+	fi
+
+uninstall:
+	@for n in $(SBIN_PROGRAMS); do \
+	  t=$(DESTDIR)$(SBIN_DIR)/$$n; \
+	  if [ ! -e $$t ]; then continue; fi; \
+	  if grep -qa posta $$t; then echo "rm -f $$t"; rm -f $$t; \
+	  else echo "uninstall: $$t is not posta's: kept" >&2; fi; \
 	done
+	@for n in $(SENDMAIL_LINKS); do \
+	  t=$(DESTDIR)$(SBIN_DIR)/$$n; \
+	  if [ -L $$t ] && [ "$$(readlink $$t)" = posta-sendmail ]; then echo "rm -f $$t"; rm -f $$t; fi; \
+	done
+	rm -f $(addprefix $(DESTDIR)$(DAEMON_DIR)/,$(notdir $(DAEMON_BINS)))
+	-rmdir $(DESTDIR)$(DAEMON_DIR)
+	@for m in $(MAN_PAGES); do \
+	  s=$${m##*.}; rm -f $(DESTDIR)$(MAN_DIR)/man$$s/$${m##*/}; \
+	done; echo "removed $(words $(MAN_PAGES)) man pages from $(DESTDIR)$(MAN_DIR)"
+	rm -f $(UNIT)
+	rm -f $(addprefix $(DESTDIR)$(SHARE_DIR)/fail2ban/filter.d/,$(notdir $(F2B_FILTERS)))
+	-rmdir $(DESTDIR)$(SHARE_DIR)/fail2ban/filter.d $(DESTDIR)$(SHARE_DIR)/fail2ban $(DESTDIR)$(SHARE_DIR)
+	@if $(REAL_ROOT) && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+	@echo "uninstall: kept the configuration ($(DESTDIR)$(CONFIG_DIR), $(DESTDIR)$(ALIASES))," \
+	      "the queue ($(DESTDIR)$(QUEUE_DIR)), $(DESTDIR)$(DATA_DIR), user $(MAIL_OWNER) and" \
+	      "group $(SETGID_GROUP); remove them by hand when they are no longer wanted"
 
 # ---- run: a self-contained instance in ./instance -----------------------------
 INSTANCE ?= $(CURDIR)/instance

@@ -20,7 +20,9 @@
  *     Message-ID:, bare addresses, -t recipients, Bcc: removed);
  *   - writes a new queue file into incoming/ (fresh queue ID), makes it
  *     durable (fdatasync, directory fsync), removes the maildrop file,
- *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does.
+ *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does,
+ *     then "QID: message-id=<...>" (Postfix's cleanup logs that line;
+ *     log readers use it to follow a message).
  * After a scan that queued mail, qmgr is triggered ('A').
  *
  * A file that fails a check is moved to corrupt/ (kept for the
@@ -44,6 +46,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "mail/addr.h"
@@ -62,11 +65,48 @@
 #define MAILDROP_STALE_SEC (24 * 60 * 60)
 #define TRIGGER_READ_MAX 64
 #define USEC_DIGITS 6
+#define MSGID_HEADER "message-id:"
+#define MSGID_LOG_MAX 256  /* longest Message-ID value logged */
 
 static struct cfg *pk_cfg;
 static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1;
 static long long size_limit;
 static size_t header_limit;
+
+/* log_message_id - log the Message-ID header value of the cleaned message */
+static void log_message_id(const char *qid, const struct buf *msg)
+{
+    const char *p = msg->data, *end;
+    const size_t name_len = strlen(MSGID_HEADER);
+
+    if (p == NULL)
+        return;
+    end = p + msg->len;
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((eol ? eol : end) - p);
+
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            return; /* end of the header */
+        if (n > name_len && strncasecmp(p, MSGID_HEADER, name_len) == 0) {
+            const char *v = p + name_len;
+            size_t vn = n - name_len;
+
+            while (vn > 0 && (*v == ' ' || *v == '\t')) {
+                v++;
+                vn--;
+            }
+            if (vn > MSGID_LOG_MAX)
+                vn = MSGID_LOG_MAX;
+            if (vn > 0)
+                msg_info("%s: message-id=%.*s", qid, (int)vn, v);
+            return;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+}
 
 /* open_dir - $queue_directory/name as a directory descriptor */
 static int open_dir(struct cfg *cfg, const char *name)
@@ -307,6 +347,7 @@ static bool pickup_file(const char *name)
     }
     if (write_queue_file(q, &d, &co.msg, qid)) {
         msg_info("%s: uid=%lld from=<%s>", qid, d.uid, q->sender);
+        log_message_id(qid, &co.msg);
         if (unlinkat(maildrop_fd, name, 0) < 0)
             msg_warn("maildrop/%s: remove: %m", name);
         queued = true;

@@ -1,6 +1,10 @@
 /*
  * log.c - one line per event, in the form Postfix's log readers parse
  *
+ * The file sink (maillog_file) writes what a syslog daemon writes to
+ * /var/log/mail.log: "Mmm dd hh:mm:ss host tag[pid]: text", so that
+ * pflogsumm and fail2ban read it as they read a Postfix log.
+ *
  * DIAGNOSTICS: a sink that fails is dropped silently (logging must never
  * take the process down); stderr is the last resort.
  * SECURITY: text is logged as given; callers quote what came from outside
@@ -21,6 +25,7 @@
 #include "util/log.h"
 
 #define LOG_LINE_MAX 4096
+#define LOG_STAMP_MAX 32
 
 static char log_tag_buf[128] = "posta";
 static char log_host[256] = "localhost";
@@ -121,6 +126,29 @@ static void log_write_all(int fd, const char *p, size_t n)
     }
 }
 
+/*
+ * log_stamp - "Mmm dd hh:mm:ss" in local time, as syslog daemons write it
+ *
+ * The traditional syslog (RFC 3164) stamp, with English month names
+ * whatever the locale and no fraction of a second: the form pflogsumm and
+ * fail2ban recognise in a mail log.
+ */
+static void log_stamp(char *out, size_t len)
+{
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (localtime_r(&now, &tm) == NULL || tm.tm_mon < 0
+        || (size_t)tm.tm_mon >= POSTA_ARRAY_LEN(months)) {
+        snprintf(out, len, "Jan  1 00:00:00");
+        return;
+    }
+    snprintf(out, len, "%s %2d %02d:%02d:%02d", months[tm.tm_mon], tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec);
+}
+
 /* msg_vlog - format one event and send it to every sink */
 void msg_vlog(int level, const char *fmt, va_list ap)
 {
@@ -146,15 +174,11 @@ void msg_vlog(int level, const char *fmt, va_list ap)
         log_write_all(2, line, n);
     }
     if ((log_sinks & LOG_SINK_FILE) && log_fd >= 0) {
-        char stamp[64];
-        struct timespec ts;
-        struct tm tm;
+        char stamp[LOG_STAMP_MAX];
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        localtime_r(&ts.tv_sec, &tm);
-        strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
-        len = snprintf(line, sizeof(line), "%s.%06ld %s %s[%ld]: %s\n", stamp,
-                       ts.tv_nsec / 1000, log_host, log_tag_buf, (long)getpid(), text);
+        log_stamp(stamp, sizeof(stamp));
+        len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s\n", stamp, log_host,
+                       log_tag_buf, (long)getpid(), text);
         n = len < 0 ? 0 : ((size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
         log_write_all(log_fd, line, n);
     }
