@@ -34,6 +34,7 @@
 #include "cmd_cat.h"
 #include "cmd_check.h"
 #include "cmd_conf.h"
+#include "cmd_dkim.h"
 #include "cmd_flush.h"
 #include "cmd_map.h"
 #include "cmd_queue.h"
@@ -75,7 +76,8 @@ static void POSTA_NORETURN usage(void)
             "  super      delete, hold, release, requeue, repair (postsuper)\n"
             "  cat        show a queue file (postcat)\n"
             "  alias      build the alias database (postalias, newaliases)\n"
-            "  map        build, query and edit lookup tables (postmap)\n");
+            "  map        build, query and edit lookup tables (postmap)\n"
+            "  dkim       DKIM keys and checks: keygen, sign, verify\n");
     exit(EXIT_USAGE);
 }
 
@@ -456,6 +458,8 @@ int main(int argc, char **argv)
         return cmd_set_permissions(argc, argv, config_dir, verbose);
     if (strcmp(command, "map") == 0)
         return cmd_map_dir(argc, argv, config_dir);
+    if (strcmp(command, "dkim") == 0)
+        return cmd_dkim(argc, argv, config_dir);
 
     for (size_t i = 0; i < POSTA_ARRAY_LEN(commands); i++) {
         if (strcmp(command, commands[i].name) == 0) {

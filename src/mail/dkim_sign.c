@@ -1,0 +1,767 @@
+/*
+ * dkim_sign.c - DKIM signing: private keys, the signing table, signatures
+ *
+ * Keys are read once (dkim_keys_load at start and on reload) from PEM
+ * files, PKCS#8 or traditional RSA; an RSA key gives rsa-sha256, an
+ * Ed25519 key ed25519-sha256 (RFC 8463: the SHA-256 hash of the header
+ * data is what Ed25519 signs). The signing table maps a sender domain to
+ * "[DOMAIN:]SELECTOR:/path/to/key" (see dkim.h and posta-dkim(8)).
+ *
+ * A signature covers the configured headers that are present (each
+ * instance), From once more than it occurs, never uses l=, and is
+ * folded at 78 columns. RSA (PKCS#1 v1.5) and Ed25519 signatures are
+ * deterministic: a fixed key and time give the same header.
+ *
+ * DIAGNOSTICS
+ *   A missing or unreadable key file is an error naming the file; a key
+ *   file readable by others than root or mail_owner's group is a warning.
+ * SECURITY
+ *   Private keys are read before privileges are dropped and kept in
+ *   memory; they are never logged.
+ */
+#include "util/sys.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "mail/config.h"
+#include "mail/dkim.h"
+#include "mail/dkim_impl.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/dict.h"
+#include "util/log.h"
+
+#define TAB_WIDTH 8
+#define NO_GID ((gid_t)-1)
+#define ED25519_PUB_LEN 32
+#define KEY_PUB_DER_MAX 4096
+
+struct dkim_key {
+    int refs;
+    char *domain;
+    char *selector;
+    char *path;
+    EVP_PKEY *pkey;
+    enum dkim_alg alg;
+};
+
+/* ossl_why - the last OpenSSL error as text (static buffer) */
+static const char *ossl_why(void)
+{
+    static char text[256];
+    unsigned long e = ERR_get_error();
+
+    if (e == 0)
+        return "unknown OpenSSL error";
+    ERR_error_string_n(e, text, sizeof(text));
+    ERR_clear_error();
+    return text;
+}
+
+/* check_mode - warn about a key file that others can read */
+static void check_mode(const char *path, const struct stat *st, gid_t mail_gid)
+{
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        msg_warn("DKIM key file %s is writable by group or others (mode %04o): chmod 600 it",
+                 path, (unsigned)(st->st_mode & 07777));
+    if (st->st_mode & S_IROTH)
+        msg_warn("DKIM key file %s is readable by others (mode %04o): chmod 600 it", path,
+                 (unsigned)(st->st_mode & 07777));
+    else if ((st->st_mode & S_IRGRP) && st->st_gid != 0 && st->st_gid != mail_gid)
+        msg_warn("DKIM key file %s is readable by group %u, neither root's nor mail_owner's",
+                 path, (unsigned)st->st_gid);
+}
+
+/* dkim_key_load - read a private key from a PEM file */
+struct dkim_key *dkim_key_load(const char *domain, const char *selector, const char *path,
+                               gid_t mail_gid, char **err)
+{
+    struct dkim_key *k;
+    struct stat st;
+    EVP_PKEY *pkey;
+    FILE *fp;
+    int fd;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+        *err = xasprintf("DKIM key file %s for %s: %s", path, domain, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        *err = xasprintf("DKIM key file %s for %s: not a regular file", path, domain);
+        close(fd);
+        return NULL;
+    }
+    check_mode(path, &st, mail_gid);
+    if ((fp = fdopen(fd, "r")) == NULL) {
+        *err = xasprintf("DKIM key file %s: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    pkey = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+    fclose(fp);
+    if (pkey == NULL) {
+        *err = xasprintf("DKIM key file %s: not a PEM private key (%s)", path, ossl_why());
+        return NULL;
+    }
+    k = xcalloc(1, sizeof(*k));
+    if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA) {
+        if (EVP_PKEY_get_bits(pkey) < DKIM_MIN_RSA_BITS) {
+            *err = xasprintf("DKIM key file %s: RSA key of %d bits is too short (minimum %d)",
+                             path, EVP_PKEY_get_bits(pkey), DKIM_MIN_RSA_BITS);
+            EVP_PKEY_free(pkey);
+            free(k);
+            return NULL;
+        }
+        k->alg = DKIM_ALG_RSA_SHA256;
+    } else if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519) {
+        k->alg = DKIM_ALG_ED25519_SHA256;
+    } else {
+        *err = xasprintf("DKIM key file %s: neither an RSA nor an Ed25519 key", path);
+        EVP_PKEY_free(pkey);
+        free(k);
+        return NULL;
+    }
+    k->refs = 1;
+    k->pkey = pkey;
+    k->domain = xstrdup(domain);
+    for (char *p = k->domain; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    k->selector = xstrdup(selector);
+    k->path = xstrdup(path);
+    return k;
+}
+
+/* dkim_key_release - drop one reference */
+void dkim_key_release(struct dkim_key *k)
+{
+    if (k == NULL || --k->refs > 0)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k->domain);
+    free(k->selector);
+    free(k->path);
+    free(k);
+}
+
+/* dkim_key_domain - d= of signatures made with k */
+const char *dkim_key_domain(const struct dkim_key *k)
+{
+    return k->domain;
+}
+
+/* dkim_key_selector - s= of signatures made with k */
+const char *dkim_key_selector(const struct dkim_key *k)
+{
+    return k->selector;
+}
+
+/* dkim_key_alg - the algorithm k signs with */
+enum dkim_alg dkim_key_alg(const struct dkim_key *k)
+{
+    return k->alg;
+}
+
+/* dkim_pubkey_record - the TXT record that publishes k */
+int dkim_pubkey_record(const struct dkim_key *k, struct buf *out, char **err)
+{
+    unsigned char raw[ED25519_PUB_LEN], *der = NULL;
+    size_t rlen = sizeof(raw);
+    int dlen;
+
+    if (k->alg == DKIM_ALG_ED25519_SHA256) {
+        if (EVP_PKEY_get_raw_public_key(k->pkey, raw, &rlen) != 1) {
+            *err = xasprintf("cannot get the Ed25519 public key: %s", ossl_why());
+            return -1;
+        }
+        buf_puts(out, "v=DKIM1; k=ed25519; p=");
+        dkim_b64(raw, rlen, out);
+        return 0;
+    }
+    if ((dlen = i2d_PUBKEY(k->pkey, &der)) <= 0) {
+        *err = xasprintf("cannot encode the RSA public key: %s", ossl_why());
+        return -1;
+    }
+    buf_puts(out, "v=DKIM1; k=rsa; p=");
+    dkim_b64(der, (size_t)dlen, out);
+    OPENSSL_free(der);
+    return 0;
+}
+
+/* ---- the signing table ------------------------------------------------------ */
+
+struct keyent {
+    char *domain, *selector, *path;
+    struct dkim_key *key;
+};
+
+struct dkim_keys {
+    struct dict *table;      /* NULL: no signing */
+    gid_t gid;
+    struct keyent *e;
+    size_t n;
+    char *load_err;          /* first error while preloading */
+};
+
+/*
+ * parse_value - "[DOMAIN:]SELECTOR:/path" for table key; d= from key when
+ * absent ("*" then is an error). false + *why (static).
+ */
+static bool parse_value(const char *key, const char *value, char **dom, char **sel, char **path,
+                        const char **why)
+{
+    const char *slash = strchr(value, '/');
+    const char *c1, *c2 = NULL;
+
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (slash == NULL || slash == value) {
+        *why = "expected [DOMAIN:]SELECTOR:/path/to/key";
+        return false;
+    }
+    c1 = memchr(value, ':', (size_t)(slash - value));
+    if (c1 != NULL)
+        c2 = memchr(c1 + 1, ':', (size_t)(slash - c1 - 1));
+    if (c1 == NULL || (c2 ? c2 : c1) + 1 != slash) {
+        *why = "expected [DOMAIN:]SELECTOR:/path/to/key";
+        return false;
+    }
+    if (c2 != NULL) {
+        *dom = xstrndup(value, (size_t)(c1 - value));
+        *sel = xstrndup(c1 + 1, (size_t)(c2 - c1 - 1));
+    } else {
+        if (strcmp(key, "*") == 0) {
+            *why = "the \"*\" entry must name the signing domain (DOMAIN:SELECTOR:/path)";
+            return false;
+        }
+        *dom = xstrdup(key[0] == '.' ? key + 1 : key);
+        *sel = xstrndup(value, (size_t)(c1 - value));
+    }
+    *path = xstrdup(slash);
+    for (char *p = *path + strlen(*path); p > *path && (p[-1] == ' ' || p[-1] == '\t');)
+        *--p = 0;
+    for (char *p = *dom; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (**dom == 0 || **sel == 0) {
+        free(*dom);
+        free(*sel);
+        free(*path);
+        *why = "empty domain or selector";
+        return false;
+    }
+    return true;
+}
+
+/* keyset_get - the loaded key for an entry, loading it at first use */
+static struct dkim_key *keyset_get(struct dkim_keys *ks, const char *key, const char *value,
+                                   char **err)
+{
+    char *dom, *sel, *path;
+    const char *why;
+    struct keyent *e;
+
+    if (!parse_value(key, value, &dom, &sel, &path, &why)) {
+        *err = xasprintf("%s: entry \"%s\": %s", dict_spec(ks->table), key, why);
+        return NULL;
+    }
+    for (size_t i = 0; i < ks->n; i++) {
+        e = &ks->e[i];
+        if (strcmp(e->domain, dom) == 0 && strcmp(e->selector, sel) == 0
+            && strcmp(e->path, path) == 0) {
+            free(dom);
+            free(sel);
+            free(path);
+            return e->key;
+        }
+    }
+    struct dkim_key *k = dkim_key_load(dom, sel, path, ks->gid, err);
+    if (k != NULL) {
+        ks->e = xreallocarray(ks->e, ks->n + 1, sizeof(*ks->e));
+        ks->e[ks->n++] = (struct keyent){dom, sel, path, k};
+        return k;
+    }
+    free(dom);
+    free(sel);
+    free(path);
+    return NULL;
+}
+
+/* preload_fn - dict_walk callback: load each key now */
+static void preload_fn(void *ctx, const char *key, const char *value)
+{
+    struct dkim_keys *ks = ctx;
+    char *err = NULL;
+
+    if (keyset_get(ks, key, value, &err) == NULL && ks->load_err == NULL)
+        ks->load_err = err;
+    else
+        free(err);
+}
+
+/* preload_line_fn - texthash source lines: "KEY VALUE" */
+static void preload_line_fn(void *ctx, char *line, int lineno)
+{
+    char *v = line + strcspn(line, " \t");
+
+    if (*v == 0)
+        return;
+    *v++ = 0;
+    v += strspn(v, " \t");
+    for (char *p = line; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    preload_fn(ctx, line, v);
+}
+
+/* dkim_keys_open - the keyset of a table spec */
+struct dkim_keys *dkim_keys_open(const char *table, gid_t mail_gid, char **err)
+{
+    struct dkim_keys *ks = xcalloc(1, sizeof(*ks));
+    char *werr = NULL;
+
+    ks->gid = mail_gid;
+    if (table == NULL || *table == 0)
+        return ks;
+    if ((ks->table = dict_open(table, 0, err)) == NULL) {
+        free(ks);
+        return NULL;
+    }
+    if (strcmp(dict_type(ks->table), "texthash") == 0) {
+        const char *colon = strchr(table, ':');
+        if (dict_source_file(colon + 1, preload_line_fn, ks, &werr) < 0)
+            free(werr);
+    } else if (dict_walk(ks->table, preload_fn, ks, &werr) < 0) {
+        free(werr);    /* not listable: keys load at first use */
+    }
+    if (ks->load_err != NULL) {
+        *err = ks->load_err;
+        ks->load_err = NULL;
+        dkim_keys_free(ks);
+        return NULL;
+    }
+    return ks;
+}
+
+/* dkim_keys_load - the keyset of dkim_signing_table */
+struct dkim_keys *dkim_keys_load(struct cfg *cfg, char **err)
+{
+    struct passwd *pw = getpwnam(cfg_str(cfg, "mail_owner"));
+
+    return dkim_keys_open(cfg_str(cfg, "dkim_signing_table"), pw ? pw->pw_gid : NO_GID, err);
+}
+
+/* dkim_keys_find - the key for a sender domain: DOMAIN, .PARENT..., "*" */
+struct dkim_key *dkim_keys_find(struct dkim_keys *ks, const char *domain, bool *tempfail)
+{
+    char *d = xstrdup(domain), *err = NULL, *probe;
+    const char *value = NULL, *hit = NULL, *p;
+    enum dict_result r = DICT_NOTFOUND;
+    struct dkim_key *k = NULL;
+
+    *tempfail = false;
+    if (ks->table == NULL || *domain == 0) {
+        free(d);
+        return NULL;
+    }
+    for (char *q = d; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    if ((r = dict_lookup(ks->table, d, &value)) == DICT_FOUND)
+        hit = d;
+    for (p = strchr(d, '.'); r == DICT_NOTFOUND && p != NULL; p = strchr(p + 1, '.')) {
+        if ((r = dict_lookup(ks->table, p, &value)) == DICT_FOUND)
+            hit = p;
+    }
+    if (r == DICT_NOTFOUND && (r = dict_lookup(ks->table, "*", &value)) == DICT_FOUND)
+        hit = "*";
+    if (r == DICT_TEMPFAIL) {
+        msg_warn("%s: lookup of %s failed", dict_spec(ks->table), d);
+        *tempfail = true;
+    } else if (r == DICT_FOUND) {
+        probe = xstrdup(value);
+        if ((k = keyset_get(ks, hit, probe, &err)) == NULL) {
+            msg_warn("%s", err);
+            free(err);
+        }
+        free(probe);
+    }
+    free(d);
+    return k;
+}
+
+/* dkim_keys_count - keys loaded */
+size_t dkim_keys_count(const struct dkim_keys *ks)
+{
+    return ks->n;
+}
+
+/* dkim_keys_free - release the table and every key */
+void dkim_keys_free(struct dkim_keys *ks)
+{
+    if (ks == NULL)
+        return;
+    for (size_t i = 0; i < ks->n; i++) {
+        free(ks->e[i].domain);
+        free(ks->e[i].selector);
+        free(ks->e[i].path);
+        dkim_key_release(ks->e[i].key);
+    }
+    free(ks->e);
+    free(ks->load_err);
+    if (ks->table)
+        dict_close(ks->table);
+    free(ks);
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+static const char *const default_headers[] = {
+    "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "In-Reply-To",
+    "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+};
+
+/* dkim_sign_opts_init - the defaults */
+void dkim_sign_opts_init(struct dkim_sign_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->hcanon = o->bcanon = DKIM_CANON_RELAXED;
+    o->headers = default_headers;
+    o->nheaders = POSTA_ARRAY_LEN(default_headers);
+}
+
+/* dkim_sign_opts_from_cfg - the options main.cf sets */
+bool dkim_sign_opts_from_cfg(struct cfg *cfg, struct dkim_sign_opts *o, char **err)
+{
+    size_t n = 0;
+    char **list;
+
+    dkim_sign_opts_init(o);
+    if (!dkim_parse_canon(cfg_str(cfg, "dkim_canonicalization"), &o->hcanon, &o->bcanon)) {
+        *err = xasprintf("bad dkim_canonicalization \"%s\": expected simple or relaxed, "
+                         "optionally HEADER/BODY", cfg_str(cfg, "dkim_canonicalization"));
+        return false;
+    }
+    list = cfg_list(cfg, "dkim_sign_headers", &n);
+    o->headers = (const char *const *)list;
+    o->nheaders = n;
+    o->expire = (unsigned)cfg_time(cfg, "dkim_signature_expiration");
+    return true;
+}
+
+/* dkim_sign_opts_free - the header list of dkim_sign_opts_from_cfg */
+void dkim_sign_opts_free(struct dkim_sign_opts *o)
+{
+    if (o->headers != default_headers && o->headers != NULL)
+        cfg_list_free((char **)o->headers, o->nheaders);
+    o->headers = NULL;
+    o->nheaders = 0;
+}
+
+/* ---- signing ------------------------------------------------------------------ */
+
+struct dkim_sign {
+    struct dkim_key *key;
+    enum dkim_canon hcanon, bcanon;
+    char **names;            /* configured header names, lower case */
+    size_t nnames;
+    unsigned expire;
+    time_t now;
+    struct dkim_fields fields;
+    bool have_header;
+    EVP_MD_CTX *bctx;
+    struct dkim_body body;
+};
+
+/* body_hash_fn - canonical body bytes into the body hash */
+static void body_hash_fn(void *ctx, const void *p, size_t n)
+{
+    struct dkim_sign *s = ctx;
+
+    EVP_DigestUpdate(s->bctx, p, n);
+}
+
+/* dkim_sign_new - start a signature */
+struct dkim_sign *dkim_sign_new(struct dkim_key *k, const struct dkim_sign_opts *o, time_t now)
+{
+    struct dkim_sign *s = xcalloc(1, sizeof(*s));
+    struct dkim_sign_opts def;
+
+    if (o == NULL) {
+        dkim_sign_opts_init(&def);
+        o = &def;
+    }
+    k->refs++;
+    s->key = k;
+    s->hcanon = o->hcanon;
+    s->bcanon = o->bcanon;
+    s->expire = o->expire;
+    s->now = now;
+    /* From is always signed (RFC 6376 section 5.4), first */
+    s->names = xcalloc(o->nheaders + 1, sizeof(*s->names));
+    s->names[s->nnames++] = xstrdup("from");
+    for (size_t i = 0; i < o->nheaders; i++) {
+        char *n = xstrdup(o->headers[i]);
+        for (char *p = n; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        /* the same name twice would sign its instances twice */
+        bool dup = false;
+        for (size_t j = 0; j < s->nnames; j++)
+            dup = dup || strcmp(s->names[j], n) == 0;
+        if (dup || *n == 0)
+            free(n);
+        else
+            s->names[s->nnames++] = n;
+    }
+    if ((s->bctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(s->bctx, EVP_sha256(), NULL) != 1)
+        msg_fatal("DKIM: cannot start SHA-256: %s", ossl_why());
+    dkim_body_init(&s->body, s->bcanon, body_hash_fn, s);
+    return s;
+}
+
+/* dkim_sign_header - the header block */
+void dkim_sign_header(struct dkim_sign *s, const char *hdr, size_t len)
+{
+    dkim_fields_free(&s->fields);
+    dkim_fields_collect(&s->fields, hdr, len);
+    s->have_header = true;
+}
+
+/* dkim_sign_body - a chunk of the body */
+void dkim_sign_body(struct dkim_sign *s, const void *p, size_t n)
+{
+    dkim_body_update(&s->body, p, n);
+}
+
+/* struct fold - a header being written with folding at DKIM_HEADER_WIDTH */
+struct fold {
+    struct buf *out;
+    size_t col;
+};
+
+/* fold_break - a line break and a tab */
+static void fold_break(struct fold *f)
+{
+    buf_puts(f->out, "\r\n\t");
+    f->col = TAB_WIDTH;
+}
+
+/* fold_tag - "; " then a whole tag, on a new line if it does not fit */
+static void fold_tag(struct fold *f, const char *tag, bool first)
+{
+    size_t n = strlen(tag);
+
+    if (!first) {
+        buf_putc(f->out, ';');
+        f->col++;
+        if (f->col + 1 + n > DKIM_HEADER_WIDTH) {
+            fold_break(f);
+        } else {
+            buf_putc(f->out, ' ');
+            f->col++;
+        }
+    }
+    buf_puts(f->out, tag);
+    f->col += n;
+}
+
+/* fold_long - "name=" then a value that may break anywhere (base64) */
+static void fold_long(struct fold *f, const char *name, const char *value)
+{
+    size_t room;
+
+    buf_putc(f->out, ';');
+    f->col++;
+    if (f->col + 1 + strlen(name) + 1 + 8 > DKIM_HEADER_WIDTH) {   /* 8: a useful start */
+        fold_break(f);
+    } else {
+        buf_putc(f->out, ' ');
+        f->col++;
+    }
+    buf_puts(f->out, name);
+    buf_putc(f->out, '=');
+    f->col += strlen(name) + 1;
+    while (*value) {
+        if (f->col >= DKIM_HEADER_WIDTH)
+            fold_break(f);
+        room = DKIM_HEADER_WIDTH - f->col;
+        size_t n = strlen(value) < room ? strlen(value) : room;
+        buf_append(f->out, value, n);
+        f->col += n;
+        value += n;
+    }
+}
+
+/* fold_hlist - "h=" with the names, breaking after a ':' when needed */
+static void fold_hlist(struct fold *f, char *const *h, size_t nh)
+{
+    buf_puts(f->out, "; ");
+    f->col += 2;
+    if (f->col + 2 + strlen(h[0]) + 1 > DKIM_HEADER_WIDTH) {
+        buf_truncate(f->out, f->out->len - 1);
+        fold_break(f);
+    }
+    buf_puts(f->out, "h=");
+    f->col += 2;
+    for (size_t i = 0; i < nh; i++) {
+        size_t n = strlen(h[i]) + (i + 1 < nh ? 1 : 0);
+        if (i > 0 && f->col + n + 1 > DKIM_HEADER_WIDTH)
+            fold_break(f);
+        buf_puts(f->out, h[i]);
+        if (i + 1 < nh)
+            buf_putc(f->out, ':');
+        f->col += n;
+    }
+}
+
+/* sign_data - the signature over data with the key's algorithm; -1 + *err */
+static int sign_data(struct dkim_key *k, const struct buf *data, struct buf *sigb64, char **err)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char hash[DKIM_SHA256_LEN], *sig = NULL;
+    const unsigned char *tbs = (const unsigned char *)buf_str(data);
+    size_t tbslen = data->len, siglen = 0;
+    unsigned hlen;
+    int ok;
+
+    if (ctx == NULL)
+        msg_fatal("DKIM: out of memory");
+    if (k->alg == DKIM_ALG_ED25519_SHA256) {
+        /* RFC 8463: Ed25519 (PureEdDSA) over the SHA-256 hash */
+        if (EVP_Digest(tbs, tbslen, hash, &hlen, EVP_sha256(), NULL) != 1)
+            msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
+        tbs = hash;
+        tbslen = hlen;
+        ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) == 1;
+    } else {
+        ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) == 1;
+    }
+    if (ok) {
+        /* the key's size bounds the signature: no sizing call that hashes twice */
+        siglen = (size_t)EVP_PKEY_get_size(k->pkey);
+        sig = xmalloc(siglen);
+        ok = EVP_DigestSign(ctx, sig, &siglen, tbs, tbslen) == 1;
+    }
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        free(sig);
+        *err = xasprintf("DKIM signing with %s failed: %s", k->path, ossl_why());
+        return -1;
+    }
+    dkim_b64(sig, siglen, sigb64);
+    free(sig);
+    return 0;
+}
+
+/* dkim_sign_finish - the DKIM-Signature header */
+int dkim_sign_finish(struct dkim_sign *s, const char *eol, struct buf *out, char **err)
+{
+    unsigned char bh[DKIM_SHA256_LEN];
+    unsigned bhlen = 0;
+    struct buf hdr = BUF_INIT, data = BUF_INIT, b64 = BUF_INIT, sigb64 = BUF_INIT;
+    char **h = NULL, tag[128];
+    size_t nh = 0, i, j, count, from = 0;
+    struct fold f = {&hdr, 0};
+    int rc = -1;
+
+    dkim_body_final(&s->body);
+    if (EVP_DigestFinal_ex(s->bctx, bh, &bhlen) != 1)
+        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
+
+    /* h=: each configured name as often as it occurs; From once more */
+    for (i = 0; i < s->nnames; i++) {
+        for (count = 0, j = 0; j < s->fields.n; j++)
+            count += strcmp(s->fields.f[j].name, s->names[i]) == 0;
+        if (strcmp(s->names[i], "from") == 0)
+            from = count++;
+        for (; count > 0; count--) {
+            h = xreallocarray(h, nh + 1, sizeof(*h));
+            h[nh++] = s->names[i];
+        }
+    }
+    if (from == 0) {
+        *err = xstrdup("DKIM: the message has no From header");
+        goto out;
+    }
+
+    buf_puts(&hdr, DKIM_SIG_HEADER ": v=1");
+    f.col = strlen(DKIM_SIG_HEADER ": v=1");
+    fold_tag(&f, s->key->alg == DKIM_ALG_RSA_SHA256 ? "a=rsa-sha256" : "a=ed25519-sha256", false);
+    snprintf(tag, sizeof(tag), "c=%s/%s", s->hcanon == DKIM_CANON_RELAXED ? "relaxed" : "simple",
+             s->bcanon == DKIM_CANON_RELAXED ? "relaxed" : "simple");
+    fold_tag(&f, tag, false);
+    char *dtag = xasprintf("d=%s", s->key->domain);
+    fold_tag(&f, dtag, false);
+    free(dtag);
+    char *stag = xasprintf("s=%s", s->key->selector);
+    fold_tag(&f, stag, false);
+    free(stag);
+    snprintf(tag, sizeof(tag), "t=%lld", (long long)s->now);
+    fold_tag(&f, tag, false);
+    if (s->expire > 0) {
+        snprintf(tag, sizeof(tag), "x=%lld", (long long)s->now + s->expire);
+        fold_tag(&f, tag, false);
+    }
+    fold_hlist(&f, h, nh);
+    dkim_b64(bh, bhlen, &b64);
+    fold_long(&f, "bh", buf_str(&b64));
+    /* b= goes on a line of its own: its value is all that follows */
+    buf_putc(&hdr, ';');
+    fold_break(&f);
+    buf_puts(&hdr, "b=");
+    f.col += 2;
+
+    dkim_hash_headers(&s->fields, h, nh, s->hcanon, &data);
+    dkim_canon_header(s->hcanon, hdr.data, hdr.len, &data);
+    buf_truncate(&data, data.len - 2);   /* the signature's own field: no CRLF */
+    if (sign_data(s->key, &data, &sigb64, err) < 0)
+        goto out;
+    for (const char *p = buf_str(&sigb64); *p;) {
+        if (f.col >= DKIM_HEADER_WIDTH)
+            fold_break(&f);
+        size_t room = DKIM_HEADER_WIDTH - f.col, n = strlen(p);
+        if (n > room)
+            n = room;
+        buf_append(&hdr, p, n);
+        f.col += n;
+        p += n;
+    }
+    /* the caller's line ends */
+    for (const char *p = buf_str(&hdr); *p; p++) {
+        if (p[0] == '\r' && p[1] == '\n') {
+            buf_puts(out, eol);
+            p++;
+        } else {
+            buf_putc(out, *p);
+        }
+    }
+    rc = 0;
+out:
+    free(h);
+    buf_free(&hdr);
+    buf_free(&data);
+    buf_free(&b64);
+    buf_free(&sigb64);
+    return rc;
+}
+
+/* dkim_sign_free - release a signing state */
+void dkim_sign_free(struct dkim_sign *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nnames; i++)
+        free(s->names[i]);
+    free(s->names);
+    dkim_fields_free(&s->fields);
+    EVP_MD_CTX_free(s->bctx);
+    dkim_key_release(s->key);
+    free(s);
+}
