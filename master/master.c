@@ -282,6 +282,7 @@ int main(int argc, char **argv)
         daemonize();
     spool_create(conf->cfg);
     make_data_dir(conf->cfg);
+    master_tls_snakeoil(conf);
     lock_fd = lock_master(conf->queue_dir);
     if (chdir(conf->queue_dir) < 0)
         master_fail("chdir %s: %s", conf->queue_dir, strerror(errno));

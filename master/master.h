@@ -86,6 +86,10 @@ void master_spawn_stop(void);
 /* master_spawn_count - live children (tests, logging) */
 size_t master_spawn_count(void);
 
+/* master_tls.c */
+/* master_tls_snakeoil - self-signed smtpd certificate when TLS is on without one */
+void master_tls_snakeoil(struct mconfig *conf);
+
 /* master_sig.c */
 void master_sig_init(void);
 /* master_current - the running configuration */

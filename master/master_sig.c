@@ -78,6 +78,7 @@ static void reload(void)
         free(err);
         return;
     }
+    master_tls_snakeoil(conf);
     /* Old children finish their sessions; new ones start right away. */
     master_spawn_detach(old);
     master_current = conf;

@@ -478,10 +478,9 @@ static void remove_message(struct qmsg *m)
 {
     char name[QID_MAX + sizeof(WARNED_SUFFIX)];
 
-    if (unlinkat(qmgr_dir_active, m->qid, 0) < 0) {
-        msg_warn("%s: remove queue file: %m", m->qid);
-        return;
-    }
+    /* Logs first: once the queue file is gone nothing may be left over
+     * (every recipient is marked done, so a crash in between only makes
+     * the next pass remove the file). */
     if (unlinkat(qmgr_dir_defer, m->qid, 0) < 0 && errno != ENOENT)
         msg_warn("%s: remove defer log: %m", m->qid);
     if (unlinkat(qmgr_dir_bounce, m->qid, 0) < 0 && errno != ENOENT)
@@ -489,6 +488,10 @@ static void remove_message(struct qmsg *m)
     warned_name(m, name, sizeof(name));
     if (unlinkat(qmgr_dir_defer, name, 0) < 0 && errno != ENOENT)
         msg_warn("%s: remove delay notice marker: %m", m->qid);
+    if (unlinkat(qmgr_dir_active, m->qid, 0) < 0) {
+        msg_warn("%s: remove queue file: %m", m->qid);
+        return;
+    }
     msg_info("%s: removed", m->qid);
 }
 

@@ -12,6 +12,9 @@
 #   DIR/spool            queue_directory
 #   DIR/mail             mail_spool_directory (mailboxes)
 #   DIR/data             data_directory
+#   DIR/etc/tls          a self-signed certificate for MYHOSTNAME (EC P-256,
+#                        openssl req -x509), used by smtpd for STARTTLS
+#                        (smtpd_tls_security_level = may)
 # The programs are run from BUILDDIR/libexec (daemon_directory).
 # MYHOSTNAME (default "localhost", or $POSTA_MYHOSTNAME) sets myhostname.
 #
@@ -105,6 +108,24 @@ if [ "$(id -u)" -eq 0 ]; then
     done
 fi
 
+# TLS out of the box: a self-signed certificate for the instance.
+tls_dir=$dir/etc/tls
+if [ ! -e "$tls_dir/cert.pem" ] || [ ! -e "$tls_dir/key.pem" ]; then
+    mkdir -p "$tls_dir"
+    chmod 0755 "$tls_dir"
+    rm -f "$tls_dir/cert.pem" "$tls_dir/key.pem"
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" -days 3650 -sha256 \
+        -subj "/CN=$myhostname" -addext "subjectAltName=DNS:$myhostname" \
+        -addext "basicConstraints=critical,CA:FALSE" \
+        -addext "extendedKeyUsage=serverAuth" >/dev/null 2>&1) || {
+        echo "$0: openssl req failed" >&2
+        exit 1
+    }
+    chmod 0644 "$tls_dir/cert.pem"
+    created "$tls_dir/cert.pem"
+fi
+
 main_cf=$dir/etc/main.cf
 if [ ! -e "$main_cf" ]; then
     cat > "$main_cf" <<EOF
@@ -135,6 +156,11 @@ $owner_lines
 smtpd_peername_lookup = yes
 
 alias_maps = texthash:$dir/etc/aliases
+
+# STARTTLS with the instance's self-signed certificate (etc/tls).
+smtpd_tls_cert_file = $dir/etc/tls/cert.pem
+smtpd_tls_key_file = $dir/etc/tls/key.pem
+smtpd_tls_security_level = may
 EOF
     created "$main_cf"
 fi

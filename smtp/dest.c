@@ -60,6 +60,7 @@
 #include "util/dns.h"
 #include "util/event.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include "dest.h"
 
@@ -370,14 +371,22 @@ static void cache_put(struct smtp_sess *s, const char *key)
     sess_watch_close(s, cache_closed, e);
 }
 
-/* cache_take - an idle session by next hop (key) or by address (addrkey) */
-static struct smtp_sess *cache_take(const char *key, const char *addrkey)
+/*
+ * cache_take - an idle session by next hop (key) or by address (addrkey,
+ * for next hop nhkey). A session that logged in with AUTH, or whose
+ * certificate was checked against names (verify, secure), was made for
+ * its own next hop: it is not shared with another one by address.
+ */
+static struct smtp_sess *cache_take(const char *key, const char *addrkey, const char *nhkey)
 {
     /* Newest first: the one least likely to have been closed by the server. */
     for (struct centry *e = cache_tail; e; e = e->prev) {
         struct smtp_sess *s;
 
         if (key ? strcmp(e->key, key) != 0 : strcmp(e->addrkey, addrkey) != 0)
+            continue;
+        if (!key && strcmp(e->key, nhkey) != 0 &&
+            (sess_authenticated(e->s) || smtp_conf.tls_level >= TLS_LEVEL_VERIFY))
             continue;
         s = e->s;
         cache_unlink(e);
@@ -937,7 +946,7 @@ static void open_target(struct dest *d, size_t i)
 {
     d->cur = i;
     d->from_cache = false;
-    d->sess = sess_open(&d->tg[i].t, opened, d);
+    d->sess = sess_open(&d->tg[i].t, d->req->nexthop, d->nh.host, opened, d);
     if (d->sess == NULL)
         msg_panic("sess_open returned no session");
 }
@@ -1018,7 +1027,7 @@ static void walk(struct dest *d)
     d->cur = i;
     d->stale_retried = false;
     target_key(&d->tg[i].t, key, sizeof(key));
-    if ((s = cache_take(NULL, key)) != NULL) {
+    if ((s = cache_take(NULL, key, d->key)) != NULL) {
         use_cached(d, s, false);
         return;
     }
@@ -1060,7 +1069,7 @@ struct dest *dest_start(const struct deliver_request *req, const struct qfile *q
         return d;
     }
     d->nh_ok = true;
-    if ((s = cache_take(d->key, NULL)) != NULL) {
+    if ((s = cache_take(d->key, NULL, NULL)) != NULL) {
         use_cached(d, s, true);
         return d;
     }

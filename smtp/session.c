@@ -14,10 +14,13 @@
  * cut short after MAIL was accepted is cleared with RSET, so the session
  * can carry the next one.
  *
- * States: SS_CONNECT -> SS_GREET -> SS_EHLO/SS_HELO -> SS_IDLE <-> SS_XACT,
- * SS_QUIT at the end; SS_REPORT holds a result that is handed to the
- * caller from the event loop (a failure found before any I/O), so that a
- * callback never runs inside sess_open or sess_xact. Every state that
+ * States: SS_CONNECT -> SS_GREET -> SS_EHLO/SS_HELO [-> SS_STARTTLS ->
+ * SS_TLS -> SS_EHLO] [-> SS_AUTH] -> SS_IDLE <-> SS_XACT, SS_QUIT at the
+ * end (with smtp_tls_wrappermode: SS_CONNECT -> SS_TLS -> SS_GREET). The
+ * TLS steps live in sess_tls.c, AUTH in sess_sasl.c, the socket and its
+ * reads and writes (clear or TLS) in sess_io.c. SS_REPORT holds a result
+ * that is handed to the caller from the event loop (a failure found before
+ * any I/O), so that a callback never runs inside sess_open or sess_xact. Every state that
  * waits for the server runs under the timer of its stage (the
  * smtp_*_timeout settings); the body timer is pushed back on every write
  * that makes progress.
@@ -62,78 +65,7 @@
 #include "util/event.h"
 #include "util/log.h"
 
-#include "smtp.h"
-
-#define SESS_READ_SIZE 65536 /* one read() from the server */
-#define SESS_IN_MAX ((size_t)SMTP_REPLY_LINE_MAX * SMTP_REPLY_LINES_MAX + SESS_READ_SIZE)
-#define SESS_OUT_HIGH (256 * 1024) /* body: encode no more above this unsent */
-#define SESS_OUT_COMPACT 65536     /* move unsent output down past this */
-#define SESS_CHUNK 65536           /* queue file bytes per read */
-#define SESS_PUMP_ROUNDS 8         /* body fill+write rounds per event */
-#define SESS_NOW_MS 0              /* "from the event loop, at once" */
-#define SESS_QUIT_WRITE_MS 1000    /* bound on writing QUIT when quit_ms = 0 */
-#define REPLY_CLASS_DIV 100        /* 250 -> 2 */
-#define REPLY_OK 2
-#define REPLY_PERM 5
-#define REPLY_START_DATA 354
-#define REPLY_CLOSING 421 /* the server is closing the connection */
-#define ASCII_MAX 0x7f
-
-/* Where a session is. */
-enum sess_state {
-    SS_CONNECT, /* waiting for the non-blocking connect */
-    SS_GREET,   /* waiting for the 220 greeting */
-    SS_EHLO,    /* EHLO or LHLO sent */
-    SS_HELO,    /* HELO sent */
-    SS_IDLE,    /* ready for sess_xact (or cached) */
-    SS_XACT,    /* a transaction runs (see enum xact_phase) */
-    SS_REPORT,  /* a result waits for the 0 ms timer */
-    SS_QUIT,    /* QUIT sent, the caller let go */
-};
-
-/* Where a transaction is. */
-enum xact_phase {
-    XP_STEPS,     /* replies to MAIL, RCPT..., DATA */
-    XP_BODY,      /* writing the content */
-    XP_DOT,       /* waiting for the final reply (LMTP: replies) */
-    XP_DOT_ABORT, /* an unwanted 354 answered with an empty message */
-    XP_RSET,      /* RSET sent */
-};
-
-/* What one recipient of the running transaction got so far. */
-enum rcpt_state { RS_WAIT, RS_ACCEPTED, RS_DONE };
-
-/* The stage names in timeout and lost-connection texts, and their timers. */
-enum sess_stage {
-    STG_CONNECT,
-    STG_GREET,
-    STG_EHLO,
-    STG_HELO,
-    STG_LHLO,
-    STG_MAIL,
-    STG_RCPT,
-    STG_DATA,
-    STG_BODY,
-    STG_DOT,
-    STG_RSET,
-    STG_QUIT,
-    STG_COUNT
-};
-
-static const char *const stage_words[STG_COUNT] = {
-    [STG_CONNECT] = "connecting",
-    [STG_GREET] = "receiving the initial server greeting",
-    [STG_EHLO] = "performing the EHLO handshake",
-    [STG_HELO] = "performing the HELO handshake",
-    [STG_LHLO] = "performing the LHLO handshake",
-    [STG_MAIL] = "sending MAIL FROM",
-    [STG_RCPT] = "sending RCPT TO",
-    [STG_DATA] = "sending DATA command",
-    [STG_BODY] = "sending message body",
-    [STG_DOT] = "sending end of data -- message may be sent more than once",
-    [STG_RSET] = "sending RSET",
-    [STG_QUIT] = "sending QUIT",
-};
+#include "sess_impl.h"
 
 /* the "(in reply to ...)" phrases */
 #define CMD_EHLO "EHLO command"
@@ -145,60 +77,10 @@ static const char *const stage_words[STG_COUNT] = {
 #define CMD_DOT "end of DATA command"
 #define CMD_RSET "RSET command"
 
-/* status codes of the failures this file words itself */
-#define DSN_CONNECT "4.4.1"
-#define DSN_CONVERSATION "4.4.2"
-#define DSN_PROTOCOL "4.5.0"
-#define DSN_LOCAL "4.3.0"
-#define DSN_SIZE "5.3.4"
-#define DSN_UTF8 "5.6.7"
-
-struct smtp_sess {
-    struct smtp_target t; /* own copy; t.host is ours */
-    char *namaddr;        /* "host[addr]" */
-    int fd;
-    bool in_loop; /* fd is watched by the event loop */
-    enum sess_state state;
-    enum sess_stage stage;
-    struct event_timer timer;
-    struct buf in;  /* received, not yet parsed */
-    struct buf out; /* to send, from out_off on */
-    size_t out_off;
-    struct smtp_reply reply; /* the reply being handled */
-    struct smtp_features feat;
-    bool reached;   /* the server greeted us */
-    bool eof;       /* the server closed (or reset) */
-    int read_errno; /* why, when a read failed */
-    bool broken;    /* idle but unusable: closed or talked */
-    unsigned count; /* transactions started */
-    unsigned long long started_ms;
-    sess_fn fn; /* the pending sess_open/sess_xact callback */
-    void *ctx;
-    struct sess_status status;   /* the result being built for fn */
-    bool report_keep;            /* SS_REPORT: keep the session after fn */
-    void (*watch_fn)(void *ctx); /* sess_watch_close */
-    void *watch_ctx;
-    /* the running transaction */
-    struct smtp_xact *x;
-    unsigned char *rst; /* enum rcpt_state per recipient */
-    enum xact_phase phase;
-    size_t step_sent; /* of MAIL, RCPT x n, DATA: commands sent */
-    size_t step_recv; /* ... and replies handled */
-    size_t naccepted; /* recipients with 2xx to RCPT */
-    size_t dot_next;  /* LMTP: next recipient index for a final reply */
-    bool mail_ok;     /* MAIL accepted, transaction still open */
-    bool reused;      /* the session carried one before */
-    bool pipelining;
-    bool body_done; /* the final "." is in the output */
-    struct smtp_enc enc;
-    struct qfile_cursor cur;
-};
 
 static char chunk_buf[SESS_CHUNK]; /* one piece of content at a time */
 
-static void sess_event(int fd, unsigned events, void *ctx);
 static void sess_timer(void *ctx);
-static bool sess_push(struct smtp_sess *s);
 static bool body_pump(struct smtp_sess *s);
 
 /* smtp_target_relay - "host[addr]:port" ("host[path]" for AF_UNIX), appended */
@@ -271,93 +153,10 @@ unsigned long long sess_started_ms(const struct smtp_sess *s)
     return s->started_ms;
 }
 
-/* qid - the queue ID for log lines about the running transaction */
-static const char *qid(const struct smtp_sess *s)
+/* sess_qid - the queue ID for log lines about the running transaction */
+const char *sess_qid(const struct smtp_sess *s)
 {
     return s->x && s->x->req && s->x->req->queue_id ? s->x->req->queue_id : "smtp";
-}
-
-/* stage_ms - the timeout of a stage (0 = none) */
-static unsigned stage_ms(enum sess_stage stage)
-{
-    switch (stage) {
-    case STG_CONNECT:
-        return smtp_conf.connect_ms;
-    case STG_GREET:
-    case STG_EHLO:
-    case STG_HELO:
-    case STG_LHLO:
-        return smtp_conf.helo_ms;
-    case STG_MAIL:
-    case STG_RSET: /* no smtp_rset_timeout here: as short as MAIL */
-        return smtp_conf.mail_ms;
-    case STG_RCPT:
-        return smtp_conf.rcpt_ms;
-    case STG_DATA:
-        return smtp_conf.data_init_ms;
-    case STG_BODY:
-        return smtp_conf.data_xfer_ms;
-    case STG_DOT:
-        return smtp_conf.data_done_ms;
-    case STG_QUIT:
-        return smtp_conf.quit_ms ? smtp_conf.quit_ms : SESS_QUIT_WRITE_MS;
-    case STG_COUNT:
-        break;
-    }
-    msg_panic("stage_ms: bad stage %d", (int)stage);
-}
-
-/* sess_stage - enter a stage: its name for errors, its timer */
-static void sess_stage(struct smtp_sess *s, enum sess_stage stage)
-{
-    unsigned ms = stage_ms(stage);
-
-    s->stage = stage;
-    if (ms)
-        event_timer_arm(&s->timer, ms);
-    else
-        event_timer_disarm(&s->timer);
-}
-
-/* set_interest - watch the socket for what the state needs */
-static void set_interest(struct smtp_sess *s)
-{
-    unsigned ev;
-
-    if (s->fd < 0)
-        return;
-    switch (s->state) {
-    case SS_CONNECT:
-        ev = EVENT_WRITE;
-        break;
-    case SS_REPORT:
-        ev = 0;
-        break;
-    case SS_IDLE:
-        ev = s->broken ? 0 : EVENT_READ;
-        break;
-    case SS_XACT:
-        if (s->phase == XP_BODY) {
-            ev = EVENT_WRITE; /* a body write failure tells of a close */
-            break;
-        }
-        /* FALLTHROUGH */
-    default:
-        ev = EVENT_READ | (s->out.len > s->out_off ? EVENT_WRITE : 0);
-        break;
-    }
-    /* no interest: leave the loop, or a hang-up would be reported forever */
-    if (ev == 0) {
-        if (s->in_loop) {
-            event_remove(s->fd);
-            s->in_loop = false;
-        }
-    } else if (!s->in_loop) {
-        event_add(s->fd, ev, sess_event, s, false);
-        s->in_loop = true;
-    } else {
-        event_modify(s->fd, ev);
-    }
 }
 
 /* xact_clear - forget the running transaction (the caller owns x) */
@@ -369,13 +168,10 @@ static void xact_clear(struct smtp_sess *s)
 }
 
 /* sess_free - close and release everything; no callback */
-static void sess_free(struct smtp_sess *s)
+void sess_free(struct smtp_sess *s)
 {
-    if (s->fd >= 0) {
-        if (s->in_loop)
-            event_remove(s->fd);
-        (void)close(s->fd);
-    }
+    sess_io_close(s);
+    sasl_free(s);
     event_timer_disarm(&s->timer);
     xact_clear(s);
     buf_free(&s->in);
@@ -384,6 +180,8 @@ static void sess_free(struct smtp_sess *s)
     smtp_status_free(&s->status);
     free(s->t.host);
     free(s->namaddr);
+    free(s->nexthop);
+    free(s->nh_domain);
     free(s);
 }
 
@@ -409,7 +207,7 @@ static void sess_go_idle(struct smtp_sess *s)
  * stays (idle), else it is freed first. The status given to fn is a copy
  * on the stack, so fn may do anything with s.
  */
-static bool sess_finish(struct smtp_sess *s, bool keep)
+bool sess_finish(struct smtp_sess *s, bool keep)
 {
     struct sess_status st = s->status;
     sess_fn fn = s->fn;
@@ -440,11 +238,8 @@ static void report_later(struct smtp_sess *s, bool keep)
 }
 
 /* status_set - fill in the session's failure status */
-static void status_set(struct smtp_sess *s, enum deliver_status st, const char *dsn,
-                       const char *diag, const char *fmt, ...) POSTA_PRINTF(5, 6);
-
-static void status_set(struct smtp_sess *s, enum deliver_status st, const char *dsn,
-                       const char *diag, const char *fmt, ...)
+void status_set(struct smtp_sess *s, enum deliver_status st, const char *dsn,
+                const char *diag, const char *fmt, ...)
 {
     va_list ap;
 
@@ -460,8 +255,7 @@ static void status_set(struct smtp_sess *s, enum deliver_status st, const char *
 }
 
 /* reply_dsn - the reply's enhanced code when its class fits, else class.0.0 */
-static void reply_dsn(const struct smtp_reply *r, enum deliver_status st, char *dsn,
-                      size_t len)
+void reply_dsn(const struct smtp_reply *r, enum deliver_status st, char *dsn, size_t len)
 {
     char cls = st == DELIVER_SENT ? '2' : st == DELIVER_BOUNCED ? '5' : '4';
 
@@ -475,8 +269,8 @@ static void reply_dsn(const struct smtp_reply *r, enum deliver_status st, char *
  * fail_reply - the session ends on a reply: "host X[A] said: ... (in
  * reply to CMD)"; by_class: a 5xx gives BOUNCED (greeting, EHLO, HELO)
  */
-static bool fail_reply(struct smtp_sess *s, const struct smtp_reply *r, const char *cmd,
-                       bool by_class)
+bool fail_reply(struct smtp_sess *s, const struct smtp_reply *r, const char *cmd,
+                bool by_class)
 {
     struct buf line = BUF_INIT;
     enum deliver_status st = by_class && r->code / REPLY_CLASS_DIV == REPLY_PERM
@@ -506,7 +300,7 @@ static bool in_stale_window(const struct smtp_sess *s)
 static bool fail_stale(struct smtp_sess *s)
 {
     if (log_verbose_level())
-        msg_verbose("%s: cached session with %s was closed by the server", qid(s),
+        msg_verbose("%s: cached session with %s was closed by the server", sess_qid(s),
                     s->namaddr);
     status_set(s, DELIVER_DEFERRED, DSN_CONVERSATION, NULL,
                "lost connection with %s while %s", s->namaddr, stage_words[STG_MAIL]);
@@ -515,7 +309,7 @@ static bool fail_stale(struct smtp_sess *s)
 }
 
 /* fail_lost - the connection broke (EOF, reset, write error) */
-static bool fail_lost(struct smtp_sess *s)
+bool fail_lost(struct smtp_sess *s)
 {
     if (in_stale_window(s))
         return fail_stale(s);
@@ -534,10 +328,10 @@ static bool fail_timeout(struct smtp_sess *s)
 }
 
 /* fail_protocol - the server's bytes are not a valid reply */
-static bool fail_protocol(struct smtp_sess *s, const char *why)
+bool fail_protocol(struct smtp_sess *s, const char *why)
 {
     if (s->x)
-        msg_warn("%s: malformed reply from %s while %s: %s", qid(s), s->namaddr,
+        msg_warn("%s: malformed reply from %s while %s: %s", sess_qid(s), s->namaddr,
                  stage_words[s->stage], why);
     else
         msg_warn("malformed reply from %s while %s: %s", s->namaddr, stage_words[s->stage],
@@ -546,80 +340,6 @@ static bool fail_protocol(struct smtp_sess *s, const char *why)
                "conversation with %s failed while %s: %s", s->namaddr,
                stage_words[s->stage], why);
     return sess_finish(s, false);
-}
-
-/* connect_status - connect failed: "connect to X[A]:P: reason" */
-static void connect_status(struct smtp_sess *s, int err)
-{
-    struct buf where = BUF_INIT;
-
-    smtp_target_relay(&s->t, &where);
-    status_set(s, DELIVER_DEFERRED, DSN_CONNECT, NULL, "connect to %s: %s", buf_str(&where),
-               strerror(err));
-    buf_free(&where);
-}
-
-/* out_cmd - queue one command line (CRLF added), logged with -v */
-static void out_cmd(struct smtp_sess *s, const char *fmt, ...) POSTA_PRINTF(2, 3);
-
-static void out_cmd(struct smtp_sess *s, const char *fmt, ...)
-{
-    size_t start = s->out.len;
-    va_list ap;
-    int rc;
-
-    va_start(ap, fmt);
-    rc = buf_vprintf(&s->out, fmt, ap);
-    va_end(ap);
-    if (rc < 0 || buf_puts(&s->out, "\r\n") < 0)
-        msg_panic("out_cmd: output buffer full");
-    if (log_verbose_level())
-        msg_verbose("> %s: %.*s", s->namaddr, (int)(s->out.len - start - 2),
-                    s->out.data + start);
-}
-
-/* flush results */
-enum { FLUSH_DONE, FLUSH_PARTIAL, FLUSH_ERROR };
-
-/* sess_flush - write what the socket takes; FLUSH_ERROR leaves errno */
-static int sess_flush(struct smtp_sess *s)
-{
-    while (s->out_off < s->out.len) {
-        ssize_t n =
-            send(s->fd, s->out.data + s->out_off, s->out.len - s->out_off, MSG_NOSIGNAL);
-
-        if (n > 0) {
-            s->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (s->out_off >= SESS_OUT_COMPACT) {
-                buf_consume(&s->out, s->out_off);
-                s->out_off = 0;
-            }
-            return FLUSH_PARTIAL;
-        }
-        if (n == 0)
-            errno = EPIPE;
-        return FLUSH_ERROR;
-    }
-    buf_reset(&s->out);
-    s->out_off = 0;
-    return FLUSH_DONE;
-}
-
-/* sess_push - write pending output, update the interest; false: s is gone */
-static bool sess_push(struct smtp_sess *s)
-{
-    if (sess_flush(s) == FLUSH_ERROR) {
-        if (log_verbose_level())
-            msg_verbose("%s: write to %s: %m", qid(s), s->namaddr);
-        return fail_lost(s);
-    }
-    set_interest(s);
-    return true;
 }
 
 /* has_non_ascii - a byte above 0x7f */
@@ -948,7 +668,7 @@ static bool xact_reply(struct smtp_sess *s)
 }
 
 /* send_hello - EHLO, LHLO or HELO */
-static bool send_hello(struct smtp_sess *s, const char *verb)
+bool send_hello(struct smtp_sess *s, const char *verb)
 {
     out_cmd(s, "%s %s", verb, smtp_conf.helo_name ? smtp_conf.helo_name : "localhost");
     if (strcmp(verb, "HELO") == 0) {
@@ -977,20 +697,30 @@ static bool open_reply(struct smtp_sess *s)
         return send_hello(s, smtp_conf.never_send_ehlo ? "HELO" : "EHLO");
     case SS_EHLO:
         if (cls == REPLY_OK) {
+            memset(&s->feat, 0, sizeof(s->feat));
             smtp_ehlo_features(rep, &s->feat);
-            break;
+            return tls_after_ehlo(s, true);
         }
-        if (cls == REPLY_PERM && !smtp_conf.lmtp)
+        if (cls == REPLY_PERM && !smtp_conf.lmtp && !s->tls_active)
             return send_hello(s, "HELO");
         return fail_reply(s, rep, smtp_conf.lmtp ? CMD_LHLO : CMD_EHLO, true);
     case SS_HELO:
         if (cls != REPLY_OK)
             return fail_reply(s, rep, CMD_HELO, true);
         memset(&s->feat, 0, sizeof(s->feat));
-        break;
+        return tls_after_ehlo(s, false);
+    case SS_STARTTLS:
+        return tls_starttls_reply(s);
+    case SS_AUTH:
+        return sasl_reply(s);
     default:
         msg_panic("open_reply: state %d", (int)s->state);
     }
+}
+
+/* sess_ready - greeting, EHLO, TLS and AUTH done: hand the session over */
+bool sess_ready(struct smtp_sess *s)
+{
     s->status.reached = true;
     return sess_finish(s, true);
 }
@@ -1002,6 +732,8 @@ static bool expecting(const struct smtp_sess *s)
     case SS_GREET:
     case SS_EHLO:
     case SS_HELO:
+    case SS_STARTTLS:
+    case SS_AUTH:
         return true;
     case SS_XACT:
         if (s->phase == XP_STEPS)
@@ -1048,31 +780,9 @@ static bool sess_replies(struct smtp_sess *s)
     }
     if (s->eof) {
         if (log_verbose_level() && s->read_errno)
-            msg_verbose("%s: read from %s: %s", qid(s), s->namaddr,
+            msg_verbose("%s: read from %s: %s", sess_qid(s), s->namaddr,
                         strerror(s->read_errno));
         return fail_lost(s);
-    }
-    return true;
-}
-
-/* sess_read - one read; eof/read_errno record a close; false on a full buffer */
-static bool sess_read(struct smtp_sess *s)
-{
-    ssize_t n;
-
-    if (s->eof)
-        return true;
-    if (buf_reserve(&s->in, SESS_READ_SIZE) < 0)
-        return false;
-    n = read(s->fd, s->in.data + s->in.len, SESS_READ_SIZE);
-    if (n > 0) {
-        s->in.len += (size_t)n;
-        s->in.data[s->in.len] = 0;
-    } else if (n == 0) {
-        s->eof = true;
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        s->eof = true;
-        s->read_errno = errno;
     }
     return true;
 }
@@ -1080,7 +790,7 @@ static bool sess_read(struct smtp_sess *s)
 /* body_fail_local - the queue file cannot be read: stop without the "." */
 static bool body_fail_local(struct smtp_sess *s, int err)
 {
-    msg_warn("%s: error reading queue file: %s", qid(s), strerror(err));
+    msg_warn("%s: error reading queue file: %s", sess_qid(s), strerror(err));
     status_set(s, DELIVER_DEFERRED, DSN_LOCAL, NULL, "error reading queue file: %s",
                strerror(err));
     return sess_finish(s, false);
@@ -1142,6 +852,10 @@ static void connect_done(struct smtp_sess *s)
         (void)sess_finish(s, false);
         return;
     }
+    if (s->tls_wrapper) {
+        (void)tls_begin(s); /* TLS from the first byte, then the greeting */
+        return;
+    }
     s->state = SS_GREET;
     sess_stage(s, STG_GREET);
     set_interest(s);
@@ -1191,7 +905,7 @@ static void quit_event(struct smtp_sess *s, unsigned events)
 }
 
 /* sess_event - the socket is ready */
-static void sess_event(int fd, unsigned events, void *ctx)
+void sess_event(int fd, unsigned events, void *ctx)
 {
     struct smtp_sess *s = ctx;
 
@@ -1208,9 +922,17 @@ static void sess_event(int fd, unsigned events, void *ctx)
         return;
     case SS_REPORT:
         return;
+    case SS_TLS:
+        tls_step(s);
+        return;
     default:
         break;
     }
+    /* TLS: a read that waits to write, a write that waits to read */
+    if (s->rd_want_write && (events & EVENT_WRITE))
+        events |= EVENT_READ;
+    if (s->wr_want_read && (events & EVENT_READ))
+        events |= EVENT_WRITE;
     if (events & EVENT_WRITE) {
         bool alive =
             s->state == SS_XACT && s->phase == XP_BODY ? body_pump(s) : sess_push(s);
@@ -1259,48 +981,9 @@ static void sess_timer(void *ctx)
     }
 }
 
-/* bind_source - bind to smtp_bind_address(6) when set; 0 or errno */
-static int bind_source(int fd, int family)
-{
-    const char *addr = family == AF_INET    ? smtp_conf.bind_v4
-                       : family == AF_INET6 ? smtp_conf.bind_v6
-                                            : NULL;
-    struct sockaddr_storage ss;
-    socklen_t len;
-
-    if (addr == NULL || *addr == 0)
-        return 0;
-    memset(&ss, 0, sizeof(ss));
-    if (family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-        sin->sin_family = AF_INET;
-        len = sizeof(*sin);
-        if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1) {
-            msg_warn("bad IPv4 bind address: %s", addr);
-            return EINVAL;
-        }
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-        sin6->sin6_family = AF_INET6;
-        len = sizeof(*sin6);
-        if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) != 1) {
-            msg_warn("bad IPv6 bind address: %s", addr);
-            return EINVAL;
-        }
-    }
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-        int err = errno;
-
-        msg_warn("bind %s: %s", addr, strerror(err));
-        return err;
-    }
-    return 0;
-}
-
 /* sess_open - connect to t; fn runs once from the event loop */
-struct smtp_sess *sess_open(const struct smtp_target *t, sess_fn fn, void *ctx)
+struct smtp_sess *sess_open(const struct smtp_target *t, const char *nexthop,
+                            const char *domain, sess_fn fn, void *ctx)
 {
     struct smtp_sess *s = xcalloc(1, sizeof(*s));
     struct buf b = BUF_INIT;
@@ -1309,6 +992,11 @@ struct smtp_sess *sess_open(const struct smtp_target *t, sess_fn fn, void *ctx)
 
     s->t = *t;
     s->t.host = xstrdup(t->host ? t->host : "");
+    s->nexthop = xstrdup(nexthop ? nexthop : "");
+    s->nh_domain = xstrdup(domain ? domain : "");
+    s->level = family == AF_UNIX ? TLS_LEVEL_NONE : smtp_conf.tls_level;
+    s->tls_wrapper =
+        family != AF_UNIX && smtp_conf.tls_wrapper && s->level > TLS_LEVEL_NONE;
     s->fd = -1;
     s->fn = fn;
     s->ctx = ctx;
@@ -1326,35 +1014,17 @@ struct smtp_sess *sess_open(const struct smtp_target *t, sess_fn fn, void *ctx)
         buf_truncate(&b, strlen(s->t.host) + strlen(s->t.addr) + 2);
     s->namaddr = b.data ? buf_steal(&b) : xstrdup("");
 
-    s->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->fd < 0) {
-        err = errno;
-        goto failed;
-    }
-    if (family != AF_UNIX && (err = bind_source(s->fd, family)) != 0)
-        goto failed;
-    if (log_verbose_level())
-        msg_verbose("connecting to %s port %u", s->namaddr, s->t.port);
-    if (connect(s->fd, (const struct sockaddr *)&s->t.sa, s->t.salen) == 0) {
-        s->state = SS_GREET;
-        sess_stage(s, STG_GREET);
-        set_interest(s);
+    if ((err = sess_connect(s)) == 0)
         return s;
-    }
-    if (errno == EINPROGRESS || errno == EINTR) {
-        sess_stage(s, STG_CONNECT);
-        set_interest(s);
-        return s;
-    }
-    err = errno;
-failed:
     connect_status(s, err);
-    if (s->fd >= 0) {
-        (void)close(s->fd);
-        s->fd = -1;
-    }
     report_later(s, false);
     return s;
+}
+
+/* sess_authenticated - the session logged in with AUTH (never share it) */
+bool sess_authenticated(const struct smtp_sess *s)
+{
+    return s->authed;
 }
 
 /* smtputf8_needed - the envelope needs SMTPUTF8 (non-ASCII addresses) */

@@ -268,6 +268,7 @@ static void read_conf(struct cfg *cfg)
     c->self_names[0] = host;
     c->nself = 1;
     c->queue_dir = xstrdup(cfg_str(cfg, "queue_directory"));
+    c->starttls_ms = conf_ms(cfg, "starttls_timeout");
     ipc_timeout_ms = secs_to_ms(cfg_time(cfg, "ipc_timeout"));
 }
 
@@ -286,6 +287,8 @@ static void smtp_pre_jail(struct server_ctx *ctx)
     dns_init();
     active_fd = spool_dir_fd(cfg, "active");
     dest_init(cfg);
+    smtp_tls_init(cfg);
+    smtp_sasl_init(cfg);
 }
 
 /* log_rcpt - one result line in Postfix's format */

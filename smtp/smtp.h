@@ -21,6 +21,14 @@
  *              fallback), PIPELINING, SIZE/8BITMIME/DSN/SMTPUTF8, the
  *              content (mail/smtpenc.h), per-recipient results, QUIT, all
  *              non-blocking with the smtp_*_timeout of each stage
+ *   sess_io.c  the session's socket: connect, reads and writes in the
+ *              clear or through TLS, event interest, stage timers
+ *   sess_tls.c STARTTLS and TLS on connect (smtp_tls_*): levels, names,
+ *              the handshake, the "TLS connection established" line,
+ *              in-process session resumption
+ *   sess_sasl.c AUTH (smtp_sasl_*): password tables, PLAIN, LOGIN,
+ *              CRAM-MD5
+ *   sess_impl.h the session structure shared by those four files
  *
  * SECURITY: runs as mail_owner (unpriv) and only reads queue files. All
  * remote text is bounded and cleaned (mail/smtpreply.h) before it is
@@ -65,6 +73,9 @@ struct smtp_conf {
     char **self_names;           /* $myhostname (lower case), for MX loops */
     size_t nself;
     char *queue_dir;             /* for relative lmtp unix: paths */
+    int tls_level;               /* enum tls_level: smtp_tls_security_level */
+    bool tls_wrapper;            /* smtp_tls_wrappermode */
+    unsigned starttls_ms;        /* smtp_starttls_timeout */
 };
 
 extern struct smtp_conf smtp_conf;
@@ -140,11 +151,19 @@ typedef void (*sess_fn)(struct smtp_sess *s, const struct sess_status *status, v
 
 /*
  * sess_open - connect to t (non-blocking), read the greeting, send
- * EHLO/LHLO (HELO when EHLO is refused with 5xx); fn runs once, from the
- * event loop, with status->ok and the session ready for sess_xact, or
- * with !ok after the session was closed (do not use s then).
+ * EHLO/LHLO (HELO when EHLO is refused with 5xx), STARTTLS and EHLO again
+ * as smtp_tls_security_level says, AUTH when smtp_sasl_auth_enable; fn
+ * runs once, from the event loop, with status->ok and the session ready
+ * for sess_xact, or with !ok after the session was closed (do not use s
+ * then). nexthop is the request's next hop as given ("[relay]:587"), and
+ * domain its host or domain part: the SASL password keys and the names
+ * that smtp_tls_secure_cert_match's "nexthop" means.
  */
-struct smtp_sess *sess_open(const struct smtp_target *t, sess_fn fn, void *ctx);
+struct smtp_sess *sess_open(const struct smtp_target *t, const char *nexthop,
+                            const char *domain, sess_fn fn, void *ctx);
+/* sess_authenticated - the session logged in with AUTH: reuse it only for
+ * the same next hop */
+bool sess_authenticated(const struct smtp_sess *s);
 /*
  * sess_xact - one mail transaction: MAIL, RCPT for each recipient, DATA
  * (pipelined when offered), the content, the final reply (LMTP: one per
@@ -171,6 +190,15 @@ void sess_watch_close(struct smtp_sess *s, void (*fn)(void *ctx), void *ctx);
 unsigned sess_count(const struct smtp_sess *s);
 /* sess_started_ms - event_now() when s was opened (reuse time limit) */
 unsigned long long sess_started_ms(const struct smtp_sess *s);
+
+/*
+ * smtp_tls_init - read smtp_tls_* and make the client TLS context;
+ * smtp_sasl_init - read smtp_sasl_* and open the password tables. Both
+ * run before privileges are dropped (CA files and password tables may be
+ * readable by root only); bad settings are fatal.
+ */
+void smtp_tls_init(struct cfg *cfg);
+void smtp_sasl_init(struct cfg *cfg);
 
 /* smtp_status_init / smtp_status_free, smtp_rcpt_init / smtp_rcpt_free */
 void smtp_status_init(struct sess_status *st);

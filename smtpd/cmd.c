@@ -27,9 +27,10 @@
 #include "util/alloc.h"
 #include "util/log.h"
 
+#include "policy.h"
 #include "smtpd.h"
 
-#define EHLO_MAX_KEYWORDS 12
+#define EHLO_MAX_KEYWORDS 16
 
 /* reject_rcpt - reply to RCPT and log the rejection */
 int reject_rcpt(struct session *s, const char *rcpt, int code, const char *enh,
@@ -71,6 +72,10 @@ static bool helo_common(struct session *s, const char *verb, const char *arg)
 /* cmd_helo - HELO name */
 int cmd_helo(struct session *s, const char *arg)
 {
+    int code = policy_helo(s, "HELO", arg, cmd_helo);
+
+    if (code != 0)
+        return code == POLICY_LATER ? REPLY_LATER : code;
     if (!helo_common(s, "HELO", arg))
         return 501;
     s->esmtp = false;
@@ -92,8 +97,14 @@ int cmd_ehlo(struct session *s, const char *arg)
 {
     char size_kw[32];
     const char *kw[EHLO_MAX_KEYWORDS];
+    struct buf auth_kw = BUF_INIT, auth_old = BUF_INIT;
+    const char *mechs;
     size_t n = 0;
 
+    int code = policy_helo(s, "EHLO", arg, cmd_ehlo);
+
+    if (code != 0)
+        return code == POLICY_LATER ? REPLY_LATER : code;
     if (!helo_common(s, "EHLO", arg))
         return 501;
     s->esmtp = true;
@@ -109,6 +120,16 @@ int cmd_ehlo(struct session *s, const char *arg)
     }
     if (!smtpd_conf.disable_vrfy && !ehlo_discarded("VRFY"))
         kw[n++] = "VRFY";
+    if (smtpd_tls_offered(s) && !ehlo_discarded("STARTTLS"))
+        kw[n++] = "STARTTLS";
+    if ((mechs = auth_mechs(s)) != NULL && !ehlo_discarded("AUTH")) {
+        (void)buf_printf(&auth_kw, "AUTH %s", mechs);
+        kw[n++] = buf_str(&auth_kw);
+        if (smtpd_conf.broken_sasl_clients) {
+            (void)buf_printf(&auth_old, "AUTH=%s", mechs);
+            kw[n++] = buf_str(&auth_old);
+        }
+    }
     if (!ehlo_discarded("ENHANCEDSTATUSCODES"))
         kw[n++] = "ENHANCEDSTATUSCODES";
     if (!ehlo_discarded("8BITMIME"))
@@ -122,6 +143,8 @@ int cmd_ehlo(struct session *s, const char *arg)
     (void)buf_printf(&s->out, "250%c%s\r\n", n ? '-' : ' ', smtpd_conf.myhostname);
     for (size_t i = 0; i < n; i++)
         (void)buf_printf(&s->out, "250%c%s\r\n", i + 1 < n ? '-' : ' ', kw[i]);
+    buf_free(&auth_kw);
+    buf_free(&auth_old);
     return 250;
 }
 
@@ -202,6 +225,18 @@ bad_size:
         }
         return 0;
     }
+    if (strcmp(p->key, "AUTH") == 0 && smtpd_conf.sasl_server != NULL) {
+        /* RFC 4954 5: AUTH=<> or an xtext mailbox; posta keeps no use for it */
+        char *d = v ? xtext_decode(v) : NULL;
+
+        if (d == NULL || *d == 0) {
+            free(d);
+            reply(s, 501, "5.5.4", "Bad AUTH parameter syntax");
+            return 501;
+        }
+        free(d);
+        return 0;
+    }
     if (strcmp(p->key, "ENVID") == 0) {
         char *d = v ? xtext_decode(v) : NULL;
 
@@ -244,6 +279,10 @@ int cmd_mail(struct session *s, const char *arg)
     enum addr_status st;
     int code = 0;
 
+    if (smtpd_tls_required(s)) {
+        reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+        return 530;
+    }
     if (smtpd_conf.helo_required && s->helo == NULL) {
         reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
         return 503;
@@ -265,6 +304,8 @@ int cmd_mail(struct session *s, const char *arg)
     smtpcmd_params_free(&prm);
     if (code == 0 && a.has_8bit && !utf8)
         code = addr_error(s, ADDR_ERR_UTF8, true);
+    if (code == 0)
+        code = policy_mail(s, a.addr, arg, cmd_mail);
     if (code != 0) {
         addr_free(&a);
         s->body = NULL;
@@ -272,7 +313,7 @@ int cmd_mail(struct session *s, const char *arg)
         free(s->envid);
         s->envid = NULL;
         s->decl_size = -1;
-        return code;
+        return code == POLICY_LATER ? REPLY_LATER : code;
     }
     s->smtputf8 = utf8;
     s->sender = xstrdup(a.addr);
@@ -394,11 +435,11 @@ int cmd_rcpt(struct session *s, const char *arg)
     }
     smtpcmd_params_free(&prm);
     if (code == 0)
-        code = policy_rcpt(s, a.addr, a.domain, a.local);
+        code = policy_rcpt_check(s, a.addr, a.domain, a.local, arg, cmd_rcpt);
     if (code != 0) {
         addr_free(&a);
         free(orcpt);
-        return code;
+        return code == POLICY_LATER ? REPLY_LATER : code;
     }
     if (s->nrcpt == s->rcpt_cap) {
         s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 4;
@@ -407,7 +448,11 @@ int cmd_rcpt(struct session *s, const char *arg)
     s->rcpts[s->nrcpt++] = (struct smtpd_rcpt){xstrdup(a.addr), orcpt, notify};
     addr_free(&a);
     if (!s->qid_logged) {
-        msg_info("%s: client=%s[%s]", s->qid, s->name, s->addr);
+        if (s->authenticated)
+            msg_info("%s: client=%s[%s], sasl_method=%s, sasl_username=%s", s->qid, s->name,
+                     s->addr, s->sasl_method, s->sasl_username);
+        else
+            msg_info("%s: client=%s[%s]", s->qid, s->name, s->addr);
         s->qid_logged = true;
     }
     s->state = SS_RCPT;
@@ -448,7 +493,8 @@ int cmd_vrfy(struct session *s, const char *arg)
 /* cmd_help - HELP: list the commands */
 int cmd_help(struct session *s, const char *arg)
 {
-    reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT");
+    reply(s, 214, "2.0.0",
+          "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT");
     return 214;
 }
 

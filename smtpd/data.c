@@ -35,6 +35,7 @@
 #include "util/event.h"
 #include "util/log.h"
 
+#include "policy.h"
 #include "smtpd.h"
 
 #define HDR_LINE_MAX 998        /* RFC 5322 line limit: longer is not scanned */
@@ -200,6 +201,7 @@ static struct smtpd_result data_no_rcpt(const struct session *s)
 int cmd_data(struct session *s, const char *arg)
 {
     struct smtpd_result r;
+    int pcode = 0;
 
     if (*arg) {
         reply(s, 501, "5.5.4", "Syntax: DATA");
@@ -212,7 +214,9 @@ int cmd_data(struct session *s, const char *arg)
     s->chunk_last = false;
     if (s->state != SS_RCPT)
         r = data_no_rcpt(s);
-    else if (data_open(s, &r) == 0)
+    else if ((pcode = policy_data(s, "DATA", arg, cmd_data, &r)) == POLICY_LATER)
+        return REPLY_LATER;
+    else if (pcode == 0 && data_open(s, &r) == 0)
         r = (struct smtpd_result){0, NULL, NULL};
     if (r.code != 0) {
         reply(s, r.code, r.enh, "%s", r.text);
@@ -353,10 +357,14 @@ int cmd_bdat(struct session *s, const char *arg)
     /* an error is answered once the chunk has been read (and discarded) */
     if (!s->bdat_failed) {
         struct smtpd_result r;
+        int pcode = 0;
 
         if (s->state != SS_RCPT && s->state != SS_BDAT)
             bdat_fail(s, data_no_rcpt(s));
-        else if (s->state == SS_RCPT && data_open(s, &r) != 0)
+        else if (s->state == SS_RCPT
+                 && (pcode = policy_data(s, "BDAT", arg, cmd_bdat, &r)) == POLICY_LATER)
+            return REPLY_LATER;
+        else if (s->state == SS_RCPT && (pcode != 0 || data_open(s, &r) != 0))
             bdat_fail(s, r);
     }
     s->state = SS_CHUNK;

@@ -14,6 +14,12 @@
  * A session is freed only when no callback of it is running (s->busy);
  * session_kill() marks it dead and releases everything else at once.
  *
+ * TLS: after STARTTLS is answered (SW_TLS) nothing more is read in
+ * plaintext; once the 220 is out, the socket is wrapped and the handshake
+ * is driven by socket events (smtpd_tls.c). Decrypted bytes that OpenSSL
+ * holds (tls_pending) are invisible to epoll, so they are read before the
+ * session goes back to waiting for events.
+ *
  * DIAGNOSTICS: Postfix-style lines: "connect from NAME[ADDR]", "lost
  * connection after CMD from ...", "timeout after CMD from ...", "too many
  * errors after CMD from ...", "disconnect from ... ehlo=1 ... commands=N".
@@ -34,9 +40,11 @@
 #include "mail/qcommit.h"
 #include "mail/server.h"
 #include "mail/smtpcmd.h"
+#include "mail/xsasl.h"
 #include "util/alloc.h"
 #include "util/dns.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include "smtpd.h"
 
@@ -59,6 +67,10 @@ struct verb {
 static const struct verb verbs[V_COUNT] = {
     [V_HELO] = {"HELO", cmd_helo, ST_CMD, NULL},
     [V_EHLO] = {"EHLO", cmd_ehlo, ST_CMD, NULL},
+    [V_STARTTLS] = {"STARTTLS", cmd_starttls, SS_BIT(SS_CONNECT) | SS_BIT(SS_IDLE),
+                    "Error: MAIL transaction in progress"},
+    [V_AUTH] = {"AUTH", cmd_auth, SS_BIT(SS_CONNECT) | SS_BIT(SS_IDLE),
+                "Error: MAIL transaction in progress"},
     [V_MAIL] = {"MAIL", cmd_mail, SS_BIT(SS_CONNECT) | SS_BIT(SS_IDLE),
                 "Error: nested MAIL command"},
     [V_RCPT] = {"RCPT", cmd_rcpt, SS_BIT(SS_MAIL) | SS_BIT(SS_RCPT), "Error: need MAIL command"},
@@ -74,7 +86,7 @@ static const struct verb verbs[V_COUNT] = {
 
 /* the counter names of the disconnect line, in verb order */
 static const char *const verb_log_names[V_COUNT] = {
-    "helo", "ehlo", "mail", "rcpt", "data", "bdat", "rset", "noop",
+    "helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
     "vrfy", "help", "quit", "unknown",
 };
 
@@ -106,12 +118,25 @@ bool session_authenticated(const struct session *s)
     return s->authenticated;
 }
 
-/* session_protocol - SMTP, ESMTP or UTF8SMTP for logs and Received: */
+/* session_protocol - SMTP, ESMTP, UTF8SMTP with RFC 3848's S and A suffixes */
 const char *session_protocol(const struct session *s)
 {
+    static const char *const esmtp[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
+    static const char *const utf8[] = {"UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA"};
+    unsigned i = (s->tls_ready ? 1u : 0u) | (s->authenticated ? 2u : 0u);
+
     if (!s->esmtp)
         return "SMTP";
-    return s->smtputf8 ? "UTF8SMTP" : "ESMTP";
+    return s->smtputf8 ? utf8[i] : esmtp[i];
+}
+
+/* session_line_limit - longest input line accepted now */
+size_t session_line_limit(const struct session *s)
+{
+    /* an AUTH response may be longer than a command (RFC 4954: 12288) */
+    if (s->auth_reading && smtpd_conf.line_limit < XSASL_DATA_MAX)
+        return XSASL_DATA_MAX;
+    return smtpd_conf.line_limit;
 }
 
 /* session_count - live sessions (for the drain check) */
@@ -190,6 +215,8 @@ static void session_free(struct session *s)
     free(s->rcpts);
     free(s->name);
     free(s->helo);
+    free(s->sasl_method);
+    free(s->sasl_username);
     free(s);
 }
 
@@ -213,6 +240,8 @@ void session_kill(struct session *s, const char *why)
     }
     event_timer_disarm(&s->idle_timer);
     event_timer_disarm(&s->wait_timer);
+    auth_session_free(s);
+    smtpd_tls_end(s);
     event_remove(s->fd);
     (void)close(s->fd);
     s->fd = -1;
@@ -248,6 +277,7 @@ static bool session_flush(struct session *s)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             s->write_blocked = true;
+            s->tls_wwant = s->tls != NULL ? tls_conn_want(s->tls) : 0;
             break;
         }
         buf_consume(&s->out, done);
@@ -265,6 +295,12 @@ static bool session_flush(struct session *s)
     return true;
 }
 
+/* session_may_flush - not while sleeping on an error or before the handshake ends */
+static bool session_may_flush(const struct session *s)
+{
+    return !(s->wait & SW_SLEEP) && (s->tls == NULL || s->tls_ready);
+}
+
 /* session_update_events - read when able to process, write when blocked */
 static void session_update_events(struct session *s)
 {
@@ -274,10 +310,25 @@ static void session_update_events(struct session *s)
         s->wait |= SW_OUTPUT;
     else
         s->wait &= ~SW_OUTPUT;
-    if (s->wait == 0 && !s->closing)
+    if (s->tls != NULL && !s->tls_ready) {
+        /* the handshake decides */
+        unsigned w = tls_conn_want(s->tls);
+
+        ev = (w & TLS_WANT_WRITE ? EVENT_WRITE : 0) | (w & TLS_WANT_READ ? EVENT_READ : 0);
+        event_modify(s->fd, ev ? ev : EVENT_READ);
+        return;
+    }
+    if (s->wait == 0 && !s->closing) {
         ev |= EVENT_READ;
-    if (s->write_blocked && s->out.len > 0)
-        ev |= EVENT_WRITE;
+        if (s->tls_rwant & TLS_WANT_WRITE)
+            ev |= EVENT_WRITE;
+    }
+    if (s->write_blocked && s->out.len > 0) {
+        if (s->tls == NULL || (s->tls_wwant & TLS_WANT_WRITE) || s->tls_wwant == 0)
+            ev |= EVENT_WRITE;
+        if (s->tls != NULL && (s->tls_wwant & TLS_WANT_READ))
+            ev |= EVENT_READ;
+    }
     event_modify(s->fd, ev);
 }
 
@@ -287,8 +338,17 @@ void session_close(struct session *s)
     s->closing = true;
 }
 
+/* session_error_sleep - delay the replies now queued by smtpd_error_sleep_time */
+void session_error_sleep(struct session *s)
+{
+    if (smtpd_conf.error_sleep_ms == 0 || s->closing || (s->wait & SW_SLEEP))
+        return;
+    s->wait |= SW_SLEEP;
+    event_timer_arm(&s->wait_timer, smtpd_conf.error_sleep_ms);
+}
+
 /* session_check_errors - hard limit: 421 and close; soft limit: delay replies */
-static void session_check_errors(struct session *s, unsigned before)
+void session_check_errors(struct session *s, unsigned before)
 {
     if (s->errors == before || s->closing || s->dead)
         return;
@@ -389,7 +449,7 @@ static void session_process(struct session *s)
             break;
         nl = memchr(p, '\n', avail);
         if (nl == NULL) {
-            if (avail > smtpd_conf.line_limit) {
+            if (avail > session_line_limit(s)) {
                 s->line_too_long = true;
                 s->in_pos += avail;
             }
@@ -405,7 +465,12 @@ static void session_process(struct session *s)
         }
         p[len] = 0;
         before = s->errors;
-        if (s->line_too_long || len > smtpd_conf.line_limit) {
+        if (s->auth_reading) {
+            bool too_long = s->line_too_long || len > session_line_limit(s);
+
+            s->line_too_long = false;
+            auth_input(s, p, too_long);
+        } else if (s->line_too_long || len > smtpd_conf.line_limit) {
             s->line_too_long = false;
             reply(s, 500, "5.5.0", "Error: line too long");
         } else {
@@ -432,6 +497,7 @@ static void session_read(struct session *s)
     if (buf_reserve(&s->in, SESSION_READ_SIZE) < 0)
         msg_panic("session_read: input buffer limit");
     n = s->io->read(s, s->in.data + s->in.len, SESSION_READ_SIZE);
+    s->tls_rwant = s->tls != NULL && n < 0 ? tls_conn_want(s->tls) : 0;
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -456,9 +522,13 @@ static void session_read(struct session *s)
 static void session_after(struct session *s)
 {
     while (!s->dead) {
-        if (!(s->wait & SW_SLEEP) && s->out.len > 0 && !s->write_blocked) {
+        if (session_may_flush(s) && s->out.len > 0 && !s->write_blocked) {
             if (!session_flush(s))
                 return;
+        }
+        if (s->tls_ready && s->wait == 0 && !s->closing && tls_pending(s->tls) > 0) {
+            session_read(s);    /* decrypted input that epoll cannot see */
+            continue;
         }
         if (!(s->wait & SW_OUTPUT) || s->out.len > SESSION_OUT_HIGH)
             break;
@@ -467,6 +537,11 @@ static void session_after(struct session *s)
     }
     if (s->dead)
         return;
+    if ((s->wait & SW_TLS) && s->tls == NULL && s->out.len == 0 && !s->closing) {
+        smtpd_tls_begin(s);     /* the 220 to STARTTLS is out: handshake */
+        if (s->dead)
+            return;
+    }
     if (s->closing && s->out.len == 0) {
         session_kill(s, NULL);
         return;
@@ -496,9 +571,17 @@ static void session_event(int fd, unsigned events, void *ctx)
     session_enter(s);
     if ((events & EVENT_ERROR) && !(events & (EVENT_READ | EVENT_WRITE)))
         session_kill(s, "lost connection");
-    if (!s->dead && (events & EVENT_WRITE))
+    if (!s->dead && s->tls != NULL && !s->tls_ready) {
+        smtpd_tls_event(s);         /* the handshake */
+        session_after(s);
+        session_leave(s);
+        return;
+    }
+    if (!s->dead && s->write_blocked && session_may_flush(s)
+        && (events & (s->tls_wwant & TLS_WANT_READ ? EVENT_READ | EVENT_WRITE : EVENT_WRITE)))
         (void)session_flush(s);     /* session_after goes on with held input */
-    if (!s->dead && (events & EVENT_READ) && s->wait == 0 && !s->closing)
+    if (!s->dead && (events & (EVENT_READ | (s->tls_rwant ? EVENT_WRITE : 0))) && s->wait == 0
+        && !s->closing)
         session_read(s);
     session_after(s);
     session_leave(s);
@@ -510,7 +593,7 @@ void session_resume(struct session *s)
     session_enter(s);
     if (!s->dead) {
         /* replies held back by an error sleep go out first */
-        if (!(s->wait & SW_SLEEP) && s->out.len > 0 && !s->write_blocked)
+        if (session_may_flush(s) && s->out.len > 0 && !s->write_blocked)
             (void)session_flush(s);
         if (!s->dead)
             session_process(s);
@@ -524,7 +607,13 @@ static void session_idle_timeout(void *ctx)
 {
     struct session *s = ctx;
 
-    if (s->wait & (SW_COMMIT | SW_LOOKUP)) {
+    if (s->tls != NULL && !s->tls_ready) {
+        session_enter(s);
+        smtpd_tls_timeout(s);
+        session_leave(s);
+        return;
+    }
+    if (s->wait & (SW_COMMIT | SW_LOOKUP | SW_AUTH)) {
         event_timer_arm(&s->idle_timer, smtpd_conf.timeout_ms);
         return;
     }
@@ -569,6 +658,7 @@ static void session_greet(struct session *s)
         session_close(s);
         return;
     }
+    auth_session_new(s);
     reply(s, 220, NULL, "%s", smtpd_conf.banner);
 }
 
@@ -587,8 +677,11 @@ static void session_named(void *ctx, const char *name)
 }
 
 /* session_start - a new connection from the skeleton */
-void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen)
+void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen,
+                   const struct sockaddr *local, socklen_t locallen)
 {
+    char laddr[INET_ADDR_MAX];
+
     struct session *s = xcalloc(1, sizeof(*s));
 
     if (verb_names[0] == NULL)
@@ -603,6 +696,8 @@ void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen)
     if (sockaddr_text(peer, peerlen, s->addr) == NULL)
         snprintf(s->addr, sizeof(s->addr), "unknown");
     snprintf(s->port, sizeof(s->port), "%d", sockaddr_port(peer));
+    if (local != NULL && sockaddr_text(local, locallen, laddr) != NULL)
+        snprintf(s->local, sizeof(s->local), "%s;%d", laddr, sockaddr_port(local));
     s->bare_lf_exempt = smtpd_conf.bare_lf_excl != NULL
         && matchlist_match_addr(smtpd_conf.bare_lf_excl, s->addr) == MATCH_YES;
     event_timer_setup(&s->idle_timer, session_idle_timeout, s);
@@ -615,6 +710,15 @@ void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen)
     event_add(fd, 0, session_event, s, false);
     event_timer_arm(&s->idle_timer, smtpd_conf.timeout_ms);
     session_enter(s);
+    if (smtpd_conf.tls_wrapper) {
+        /* port 465: the handshake comes before the greeting */
+        s->wait |= SW_TLS;
+        smtpd_tls_begin(s);
+        if (s->dead) {
+            session_leave(s);
+            return;
+        }
+    }
     if (smtpd_conf.peername_lookup) {
         s->wait |= SW_LOOKUP;
         s->dns = dns_client_name(peer, peerlen, SESSION_LOOKUP_TIMEOUT_MS, session_named, s);

@@ -6,8 +6,10 @@
  * event loop; the sessions live in session.c.
  *
  * The settings are read once, after privileges are dropped, into
- * struct smtpd_conf. The resolver (util/dns.h) is started before the
- * jail so that it can read /etc/resolv.conf.
+ * struct smtpd_conf; only the TLS certificates and keys and the SASL
+ * backend are opened before (they are often readable by root only).
+ * The resolver (util/dns.h) is started before the jail so that it can
+ * read /etc/resolv.conf.
  *
  * DIAGNOSTICS: bad settings are fatal (master restarts the daemon with
  * its throttle); see man/smtpd.8.
@@ -29,6 +31,7 @@
 #include "util/dns.h"
 #include "util/log.h"
 
+#include "policy.h"
 #include "smtpd.h"
 
 #define CLIENT_BUCKETS 256      /* per-client connection count hash */
@@ -116,6 +119,9 @@ static void smtpd_pre_jail(struct server_ctx *ctx)
 {
     if (cfg_bool(ctx->cfg, "smtpd_peername_lookup"))
         dns_init();
+    /* private keys and the SASL configuration are readable by root only */
+    smtpd_tls_pre_jail(ctx->cfg);
+    smtpd_sasl_pre_jail(ctx->cfg);
 }
 
 /* smtpd_post_jail - read the settings, open the queue */
@@ -158,6 +164,9 @@ static void smtpd_post_jail(struct server_ctx *ctx)
         c->relay_rcpt = rcpt_maps_open(cfg, "relay_recipient_maps");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
+    smtpd_tls_post_jail(cfg);
+    smtpd_sasl_post_jail(cfg);
+    policy_init(cfg);       /* every restriction list: a typo is fatal here */
 }
 
 /* smtpd_accept - a new client */
@@ -165,9 +174,7 @@ static void smtpd_accept(struct server_ctx *ctx, int fd, const struct sockaddr *
                          socklen_t peerlen, const struct sockaddr *local, socklen_t locallen)
 {
     (void)ctx;
-    (void)local;
-    (void)locallen;
-    session_start(fd, peer, peerlen);
+    session_start(fd, peer, peerlen, local, locallen);
 }
 
 /* smtpd_sessions - live sessions, for the drain */

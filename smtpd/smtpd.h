@@ -8,9 +8,11 @@
  * Content reception (data.c) uses the stream decoders of data_decode.h;
  * recipients pass the restriction lists of policy.c.
  *
- * SEAMS FOR LATER: all socket I/O goes through s->io (struct session_io),
- * so that TLS can wrap the session without touching the state machine;
- * policy.c consults session_authenticated() for permit_sasl_authenticated.
+ * All socket I/O goes through s->io (struct session_io): plain sockets or
+ * TLS (smtpd_tls.c: STARTTLS and smtpd_tls_wrappermode, handshakes inside
+ * the event loop). AUTH (auth.c) talks to the SASL backend of
+ * mail/xsasl.h; policy.c consults session_authenticated() for
+ * permit_sasl_authenticated.
  */
 #ifndef POSTA_SMTPD_H
 #define POSTA_SMTPD_H
@@ -55,10 +57,12 @@ enum smtpd_state {
 #define SW_COMMIT 2u    /* queue file commit */
 #define SW_SLEEP 4u     /* error sleep (delays the reply) */
 #define SW_OUTPUT 8u    /* too much unsent output */
+#define SW_TLS 16u      /* STARTTLS answered or TLS handshake running */
+#define SW_AUTH 32u     /* the SASL backend is working on an AUTH step */
 
 /* Verb indexes (order of the verb table and of the disconnect counters) */
 enum smtpd_verb {
-    V_HELO, V_EHLO, V_MAIL, V_RCPT, V_DATA, V_BDAT, V_RSET, V_NOOP,
+    V_HELO, V_EHLO, V_STARTTLS, V_AUTH, V_MAIL, V_RCPT, V_DATA, V_BDAT, V_RSET, V_NOOP,
     V_VRFY, V_HELP, V_QUIT, V_UNKNOWN, V_COUNT
 };
 
@@ -80,6 +84,11 @@ struct session_io {
     ssize_t (*write)(struct session *s, const void *p, size_t n);
 };
 
+struct tls_conn;
+struct tls_ctx;
+struct xsasl_server;
+struct xsasl_sess;
+
 struct smtpd_rcpt {
     char *addr;        /* as received, without <> */
     char *orcpt;       /* "type;decoded" or NULL */
@@ -97,7 +106,7 @@ struct session {
     bool dead;                     /* freed when the current callback ends */
     int busy;                      /* callbacks in progress */
     bool write_blocked;
-    bool authenticated;            /* AUTH seam: false until AUTH exists */
+    bool authenticated;            /* AUTH succeeded (sasl_username is set) */
     bool line_too_long;
     bool counted;                  /* in the per-client connection count */
 
@@ -109,8 +118,20 @@ struct session {
     struct event_timer wait_timer;
     struct dns_req *dns;
 
+    /* TLS (smtpd_tls.c) */
+    struct tls_conn *tls;          /* NULL: plaintext */
+    bool tls_ready;                /* handshake done: s->io is TLS */
+    unsigned tls_rwant, tls_wwant; /* TLS_WANT_* of a blocked read/write */
+
+    /* AUTH (auth.c) */
+    struct xsasl_sess *sasl;       /* NULL when AUTH is off */
+    char *sasl_method;             /* the mechanism in use or that succeeded */
+    char *sasl_username;
+    bool auth_reading;             /* the next line answers a 334 challenge */
+
     char addr[INET_ADDR_MAX];
     char port[8];
+    char local[INET_ADDR_MAX + 8]; /* "ip;port" of our end (for Cyrus) */
     char *name;                    /* "unknown" until confirmed */
     char *helo;
     bool esmtp;
@@ -176,12 +197,31 @@ struct smtpd_conf {
     struct local_rcpt *local_rcpt;
     struct local_rcpt *relay_rcpt;   /* relay_recipient_maps, NULL when empty */
     int incoming_fd;
+
+    /* TLS */
+    struct tls_ctx *tls_ctx;       /* NULL: no TLS (level none or no certificate) */
+    int tls_level;                 /* SMTPD_TLS_* */
+    bool tls_wrapper;              /* smtpd_tls_wrappermode */
+    bool tls_auth_only;
+    int tls_loglevel;
+    bool tls_received_header;
+    uint64_t starttls_timeout_ms;
+
+    /* SASL */
+    struct xsasl_server *sasl_server;   /* NULL: AUTH off */
+    char *sasl_opts, *sasl_tls_opts;    /* security options without/with TLS */
+    bool sasl_auth_header;
+    bool broken_sasl_clients;
 };
+
+/* smtpd_tls_security_level values */
+enum { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
 
 extern struct smtpd_conf smtpd_conf;
 
 /* session.c */
-void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen);
+void session_start(int fd, const struct sockaddr *peer, socklen_t peerlen,
+                   const struct sockaddr *local, socklen_t locallen);
 void session_stop_all(void);
 size_t session_count(void);
 void session_close(struct session *s);          /* flush, then close */
@@ -192,6 +232,12 @@ void session_reset_transaction(struct session *s);
 void session_bare_lf(struct session *s);
 bool session_authenticated(const struct session *s);
 const char *session_protocol(const struct session *s);
+/* session_check_errors - apply the error limits after replies made since before */
+void session_check_errors(struct session *s, unsigned before);
+/* session_error_sleep - delay the replies now queued by smtpd_error_sleep_time */
+void session_error_sleep(struct session *s);
+/* session_line_limit - longest input line accepted now */
+size_t session_line_limit(const struct session *s);
 
 /* reply.c */
 void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
@@ -222,6 +268,28 @@ void data_abort(struct session *s);
 
 /* policy.c: 0 to accept the recipient, else the code of the reply it sent */
 int policy_rcpt(struct session *s, const char *rcpt, const char *domain, const char *local);
+
+/* smtpd_tls.c */
+void smtpd_tls_pre_jail(struct cfg *cfg);       /* certificates, as root */
+void smtpd_tls_post_jail(struct cfg *cfg);      /* ticket keys, as mail_owner */
+bool smtpd_tls_offered(const struct session *s);    /* say STARTTLS in EHLO? */
+bool smtpd_tls_required(const struct session *s);   /* encrypt and not yet */
+int cmd_starttls(struct session *s, const char *arg);
+void smtpd_tls_begin(struct session *s);        /* wrap the socket, start handshaking */
+void smtpd_tls_event(struct session *s);        /* socket ready during the handshake */
+void smtpd_tls_timeout(struct session *s);      /* smtpd_starttls_timeout */
+void smtpd_tls_end(struct session *s);          /* close_notify (when clean) and free */
+
+/* auth.c */
+void smtpd_sasl_pre_jail(struct cfg *cfg);
+void smtpd_sasl_post_jail(struct cfg *cfg);
+void auth_session_new(struct session *s);      /* (re)make the SASL session */
+void auth_session_free(struct session *s);
+/* auth_mechs - the mechanisms EHLO offers now, NULL when AUTH is not offered */
+const char *auth_mechs(struct session *s);
+int cmd_auth(struct session *s, const char *arg);
+/* auth_input - a line that answers a 334 challenge */
+void auth_input(struct session *s, const char *line, bool too_long);
 
 /* received.c */
 void received_header(struct session *s, struct buf *out, const char *rcpt);

@@ -257,9 +257,19 @@ static void fake_open_fire(void *ctx)
     smtp_status_free(&st);
 }
 
-/* sess_open - fake: connect as the peer table says */
-struct smtp_sess *sess_open(const struct smtp_target *t, sess_fn fn, void *ctx)
+/* sess_authenticated - fake: the fake sessions never log in */
+bool sess_authenticated(const struct smtp_sess *s)
 {
+    (void)s;
+    return false;
+}
+
+/* sess_open - fake: connect as the peer table says */
+struct smtp_sess *sess_open(const struct smtp_target *t, const char *nexthop, const char *domain,
+                            sess_fn fn, void *ctx)
+{
+    (void)nexthop;
+    (void)domain;
     struct smtp_sess *s = xcalloc(1, sizeof(*s));
 
     s->t = *t;
