@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "../smtpd/policy.h"
 #include "cmd_check.h"
 #include "mail/config.h"
 #include "mail/mastercf.h"
@@ -383,6 +384,20 @@ static struct cfg *load_main(struct checker *c, const char *config_dir)
     return cfg;
 }
 
+/* check_restrictions - smtpd's restriction lists parse and their tables open */
+static void check_restrictions(struct checker *c)
+{
+    struct restr_config rc;
+    char *err = NULL;
+
+    if (restr_config_load(c->cfg, true, &rc, &err)) {
+        restr_config_free(&rc);
+        return;
+    }
+    report(c, "fatal", "%s", err);
+    free(err);
+}
+
 /* run_check - every check; the exit status */
 static int run_check(struct checker *c, const char *config_dir, int verbose)
 {
@@ -394,6 +409,7 @@ static int run_check(struct checker *c, const char *config_dir, int verbose)
     c->cfg = load_main(c, config_dir);
     check_master(c, config_dir);
     if (c->cfg) {
+        check_restrictions(c);
         check_dir_param(c, "daemon_directory", true);
         check_dir_param(c, "data_directory", false);
         resolve_owners(c);

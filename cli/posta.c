@@ -39,6 +39,7 @@
 #include "cmd_map.h"
 #include "cmd_queue.h"
 #include "cmd_super.h"
+#include "../smtpd/policy.h"
 #include "mail/config.h"
 #include "mail/mastercf.h"
 #include "util/alloc.h"
@@ -183,6 +184,24 @@ static void read_ready_line(int fd, struct buf *line)
     }
 }
 
+/*
+ * restrictions_ok - smtpd's restriction lists parse and their tables open;
+ * a typo must stop the start, not leave smtpd dying (or relaying) later
+ */
+static bool restrictions_ok(struct cfg *cfg)
+{
+    struct restr_config rc;
+    char *err = NULL;
+
+    if (restr_config_load(cfg, true, &rc, &err)) {
+        restr_config_free(&rc);
+        return true;
+    }
+    complain("fatal: %s", err);
+    free(err);
+    return false;
+}
+
 /* cmd_start - run master in the background and report how that went */
 static int cmd_start(int argc, char **argv, const char *config_dir, struct cfg *cfg)
 {
@@ -199,6 +218,8 @@ static int cmd_start(int argc, char **argv, const char *config_dir, struct cfg *
         complain("the mail system is already running: PID: %ld", (long)pid);
         return 1;
     }
+    if (!restrictions_ok(cfg))
+        return 1;
     if (strcmp(logfile, "/dev/stderr") == 0 || strcmp(logfile, "/dev/stdout") == 0)
         complain("warning: maillog_file = %s: a mail system in the background "
                  "logs nowhere; use \"posta start-fg\" to see its log", logfile);
@@ -253,6 +274,8 @@ static int cmd_start_fg(int argc, char **argv, const char *config_dir, struct cf
         complain("the mail system is already running: PID: %ld", (long)pid);
         return 1;
     }
+    if (!restrictions_ok(cfg))
+        return 1;
     fflush(NULL);
     if (verbose)
         execl(master, MASTER_PROGRAM, "-c", config_dir, "-f", "-v", (char *)NULL);

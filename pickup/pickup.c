@@ -60,6 +60,8 @@
 #include "util/buf.h"
 #include "util/log.h"
 
+#include "pickup_dkim.h"
+
 #define MAILDROP_MODE_DONE 0744
 #define MAILDROP_TMP_PREFIX "tmp."
 #define MAILDROP_STALE_SEC (24 * 60 * 60)
@@ -345,6 +347,7 @@ static bool pickup_file(const char *name)
         why = "no recipients";
         goto bad;
     }
+    pickup_dkim_sign(qid, &co.msg);     /* our mail: signed once, when queued */
     if (write_queue_file(q, &d, &co.msg, qid)) {
         msg_info("%s: uid=%lld from=<%s>", qid, d.uid, q->sender);
         log_message_id(qid, &co.msg);
@@ -439,6 +442,7 @@ static void pickup_pre_jail(struct server_ctx *ctx)
     maildrop_fd = open_dir(ctx->cfg, "maildrop");
     incoming_fd = open_dir(ctx->cfg, "incoming");
     corrupt_fd = open_dir(ctx->cfg, "corrupt");
+    pickup_dkim_pre_jail(ctx->cfg);     /* DKIM keys are readable by root */
 }
 
 /* pickup_post_jail - settings, then the scan at start */

@@ -27,29 +27,11 @@
 #include "util/alloc.h"
 #include "util/log.h"
 
+#include "mailauth.h"
 #include "policy.h"
 #include "smtpd.h"
 
 #define EHLO_MAX_KEYWORDS 16
-
-/* reject_rcpt - reply to RCPT and log the rejection */
-int reject_rcpt(struct session *s, const char *rcpt, int code, const char *enh,
-                const char *fmt, ...)
-{
-    struct buf text = BUF_INIT;
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void)buf_vprintf(&text, fmt, ap);
-    va_end(ap);
-    reply(s, code, enh, "%s", buf_str(&text));
-    msg_info("%s: reject: RCPT from %s[%s]: %d %s %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-             s->qid_logged ? s->qid : "NOQUEUE", s->name, s->addr, code, enh,
-             buf_str(&text), s->sender ? s->sender : "", rcpt, session_protocol(s),
-             s->helo ? s->helo : "");
-    buf_free(&text);
-    return code;
-}
 
 /* helo_common - HELO and EHLO: remember the name, reset the transaction */
 static bool helo_common(struct session *s, const char *verb, const char *arg)
@@ -320,6 +302,8 @@ int cmd_mail(struct session *s, const char *arg)
     addr_free(&a);
     qid_new(s->qid);
     s->state = SS_MAIL;
+    if ((code = mailauth_mail(s)) != 0)     /* SPF decides (spf_fail_action = reject) */
+        return code == MAILAUTH_LATER ? REPLY_LATER : code;
     reply(s, 250, "2.1.0", "Ok");
     return 250;
 }

@@ -11,7 +11,10 @@
  * commit callback, when the file and its directory entry are on disk.
  *
  * Headers are scanned only lightly while streaming: the first Message-ID
- * is remembered for the log ("QID: message-id=<...>").
+ * is remembered for the log ("QID: message-id=<...>"). When mail
+ * authentication is on (mailauth.c) the content after Received: is held
+ * back until the end of data, so that Authentication-Results or a
+ * DKIM-Signature can go on top; the reply waits for its verdict.
  *
  * DIAGNOSTICS: a queue file that cannot be created or written gets 451
  * 4.3.0 (452 4.3.1 when the disk is full) and is removed; a message over
@@ -35,6 +38,7 @@
 #include "util/event.h"
 #include "util/log.h"
 
+#include "mailauth.h"
 #include "policy.h"
 #include "smtpd.h"
 
@@ -54,6 +58,7 @@ void data_abort(struct session *s)
         qfw_abort(s->qf);
         s->qf = NULL;
     }
+    mailauth_abort(s);
     buf_reset(&s->hdr);
     s->too_big = false;
 }
@@ -117,7 +122,8 @@ static void data_sink(void *ctx, const char *p, size_t n)
     }
     if (s->hdr_state != HDR_DONE)
         hdr_scan(s, p, n);
-    qfw_content(s->qf, p, n);
+    if (!mailauth_content(s, p, n))
+        qfw_content(s->qf, p, n);
 }
 
 /* write_error - the answer to a queue file that cannot be written */
@@ -176,6 +182,7 @@ static int data_open(struct session *s, struct smtpd_result *r)
     received_header(s, &rcv, s->nrcpt == 1 ? s->rcpts[0].addr : NULL);
     qfw_content(s->qf, rcv.data, rcv.len);
     buf_free(&rcv);
+    mailauth_data_start(s);
     dd_init(&s->dd, s->bare_lf_exempt ? DD_BARE_LF_NORMALIZE : smtpd_conf.bare_lf,
             data_sink, s);
     s->dd.out_bytes = 0;
@@ -263,7 +270,7 @@ static void data_committed(void *ctx, int err)
 }
 
 /* data_finish - end of the content: refuse, or finish and commit */
-static void data_finish(struct session *s, enum smtpd_verb v)
+void data_finish(struct session *s, enum smtpd_verb v)
 {
     s->last_cmd = "END-OF-MESSAGE";
     if (s->too_big) {
@@ -273,6 +280,8 @@ static void data_finish(struct session *s, enum smtpd_verb v)
         session_reset_transaction(s);
         return;
     }
+    if (mailauth_end(s, v))
+        return;     /* it calls data_finish again when the verdict is in */
     if (qfw_finish(s->qf) < 0) {
         int e = qfw_error(s->qf);
 

@@ -31,6 +31,7 @@
 #include "util/dns.h"
 #include "util/log.h"
 
+#include "mailauth.h"
 #include "policy.h"
 #include "smtpd.h"
 
@@ -117,6 +118,7 @@ static unsigned long long positive(struct cfg *cfg, const char *name)
 /* smtpd_pre_jail - before privileges are dropped: the resolver */
 static void smtpd_pre_jail(struct server_ctx *ctx)
 {
+    mailauth_pre_jail(ctx->cfg);    /* dns_servers first; DKIM keys as root */
     if (cfg_bool(ctx->cfg, "smtpd_peername_lookup"))
         dns_init();
     /* private keys and the SASL configuration are readable by root only */
@@ -167,6 +169,7 @@ static void smtpd_post_jail(struct server_ctx *ctx)
     smtpd_tls_post_jail(cfg);
     smtpd_sasl_post_jail(cfg);
     policy_init(cfg);       /* every restriction list: a typo is fatal here */
+    mailauth_post_jail(cfg);
 }
 
 /* smtpd_accept - a new client */

@@ -255,9 +255,6 @@ int cmd_noop(struct session *s, const char *arg);
 int cmd_vrfy(struct session *s, const char *arg);
 int cmd_help(struct session *s, const char *arg);
 int cmd_quit(struct session *s, const char *arg);
-/* reject_rcpt - reply to RCPT and log it as Postfix ("NOQUEUE: reject: RCPT from ...") */
-int reject_rcpt(struct session *s, const char *rcpt, int code, const char *enh,
-                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* data.c */
 int cmd_data(struct session *s, const char *arg);
@@ -266,8 +263,6 @@ int cmd_bdat(struct session *s, const char *arg);
 size_t data_input(struct session *s, const char *p, size_t n);
 void data_abort(struct session *s);
 
-/* policy.c: 0 to accept the recipient, else the code of the reply it sent */
-int policy_rcpt(struct session *s, const char *rcpt, const char *domain, const char *local);
 
 /* smtpd_tls.c */
 void smtpd_tls_pre_jail(struct cfg *cfg);       /* certificates, as root */

@@ -88,6 +88,9 @@ USER_SHELL = "/bin/sh"
 USERS_DIR_MODE = 0o755
 
 
+NO_DNS_SERVER = "127.0.0.1:9"   # discard port: no DNS server there
+
+
 def free_port():
     """free_port - a TCP port of 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -424,6 +427,10 @@ def create_instance(root, delivery=False):
     inst.maillog.touch()
     os.chmod(inst.maillog, LOG_MODE)
     inst.set_param("maillog_file", str(inst.maillog))
+    # Tests never ask the machine's resolver: DNS goes to a loopback port
+    # where nothing listens (refused at once); a test that needs DNS starts
+    # its own server and sets dns_servers.
+    inst.set_param("dns_servers", NO_DNS_SERVER)
     set_delivery(inst, delivery)
     return inst
 
