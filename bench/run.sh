@@ -4,7 +4,7 @@
 #   bench/run.sh            (as root; `make bench` builds first)
 #
 # Three tables (BENCH_MODE = receive, deliver, relay, or all, the default),
-# and a fourth on request (BENCH_MODE = sign, posta only):
+# and two more on request (BENCH_MODE = sign, posta only; BENCH_MODE = tls):
 #
 # receive: for each session count (1, 10, 50) smtp-source sends
 #   BENCH_MESSAGES (10,000) messages of 4 KiB to a Postfix instance and then
@@ -38,6 +38,19 @@
 #   domain smtp-source writes (localhost); each configuration is run
 #   BENCH_REPEAT (2) times and the best rate kept; the table gives the
 #   overhead of signing in percent. Postfix has no built-in signing.
+# tls (on request too): submission over STARTTLS + AUTH PLAIN, which
+#   smtp-source cannot do: bench/tls_client.py (N sessions in parallel,
+#   each EHLO, STARTTLS, EHLO, AUTH PLAIN, its share of BENCH_MESSAGES
+#   (default 2000 in this mode) messages of BENCH_SIZE to user@example.net,
+#   QUIT) against a submission service of each server on 127.0.0.1
+#   (smtpd_tls_security_level = encrypt, smtpd_sasl_type = dovecot,
+#   smtpd_sasl_path = private/auth, smtpd_relay_restrictions =
+#   permit_sasl_authenticated, reject; the self-signed certificate
+#   mkinstance.sh made, used by both), at BENCH_SESSIONS (default "10 50")
+#   sessions. One Dovecot (dovecot -F, auth service only, passwd-file with
+#   one test user) started by the script serves both: one unix_listener
+#   in each server's private/. Both discard the mail, as in receive.
+#   The client's wall time (first connect to last QUIT) gives messages/s.
 #
 # Both instances live in a temporary folder (own configuration, queue and
 # data): Postfix with smtpd on 127.0.0.1 only and the other services as
@@ -89,7 +102,13 @@ case "$messages" in '' | *[!0-9]*) die "BENCH_MESSAGES must be a number" ;; esac
 case "$mode" in
 receive | deliver | relay | all) ;;
 sign) sessions_list=${BENCH_SESSIONS:-50} ;;
-*) die "BENCH_MODE must be receive, deliver, relay, sign or all" ;;
+tls)
+    sessions_list=${BENCH_SESSIONS:-10 50}
+    messages=${BENCH_MESSAGES:-2000}
+    [ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot missing (dovecot-core): needed by BENCH_MODE=tls"
+    [ -x /usr/bin/python3 ] || die "/usr/bin/python3 missing: needed by BENCH_MODE=tls"
+    ;;
+*) die "BENCH_MODE must be receive, deliver, relay, sign, tls or all" ;;
 esac
 repeat=${BENCH_REPEAT:-2}
 case "$repeat" in '' | *[!0-9]* | 0) die "BENCH_REPEAT must be a positive number" ;; esac
@@ -141,10 +160,16 @@ pf_pids=""
 po_pids=""
 sink_pid=""
 bench_user=""
+dovecot_pid=""
+dovecot_pids=""
 cleanup() {
     set +e
     if [ -n "$sink_pid" ] && [ -d "/proc/$sink_pid" ]; then
         kill "$sink_pid" 2>/dev/null
+    fi
+    if [ -n "$dovecot_pid" ] && [ -d "/proc/$dovecot_pid" ]; then
+        dovecot_pids="$dovecot_pids $(pid_tree "$dovecot_pid")"
+        kill "$dovecot_pid" 2>/dev/null
     fi
     pf_pids="$pf_pids $(pid_tree "$(master_pid "$pf_queue/pid/master.pid")")"
     po_pids="$po_pids $(pid_tree "$(master_pid "$po/spool/pid/master.pid")")"
@@ -155,7 +180,7 @@ cleanup() {
         timeout 60 "$build/bin/posta" -c "$po/etc" stop >/dev/null 2>&1
     fi
     sleep 1
-    for pid in $pf_pids $po_pids $sink_pid; do
+    for pid in $pf_pids $po_pids $sink_pid $dovecot_pids; do
         [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null
     done
     if [ -n "$bench_user" ] && id "$bench_user" >/dev/null 2>&1; then
@@ -254,6 +279,7 @@ pf_start() {
             echo "local_transport = discard"
             ;;
         esac
+        [ -n "${pf_extra:-}" ] && echo "$pf_extra"
     } >"$pf_etc/main.cf"
     /usr/sbin/postfix -c "$pf_etc" check >"$work/postfix-check.log" 2>&1 ||
         { cat "$work/postfix-check.log" >&2; die "postfix check failed"; }
@@ -540,7 +566,8 @@ print_table() {
     done
 }
 
-echo "posta benchmark: $messages messages of $size bytes per run (smtp-source)"
+if [ "$mode" = tls ]; then load_client=bench/tls_client.py; else load_client=smtp-source; fi
+echo "posta benchmark: $messages messages of $size bytes per run ($load_client)"
 echo "Postfix $(/usr/sbin/postconf -h mail_version) on 127.0.0.1:$pf_port"
 echo "posta $("$build/bin/posta" -c "$po/etc" conf mail_version 2>/dev/null | sed "s/^.*= *//" ||
     echo '?') on 127.0.0.1:$po_port"
@@ -692,6 +719,180 @@ if [ "$mode" = sign ]; then
     done
 fi
 
+# ---- tls: submission over STARTTLS + AUTH PLAIN (bench/tls_client.py) -------
+tls_results=()
+tls_user=bench
+dovecot_dir=$work/dovecot
+dovecot_wait=20  # seconds for Dovecot's auth sockets to answer
+
+# dovecot_start - one Dovecot serving only its auth service, with one
+# unix_listener in Postfix's and one in posta's private/ (both made
+# here, before either server starts); waits (bounded) until both answer
+dovecot_start() {
+    local i
+    mkdir -p "$dovecot_dir/run" "$dovecot_dir/state"
+    chmod 0755 "$dovecot_dir" "$dovecot_dir/run" "$dovecot_dir/state"
+    touch "$dovecot_dir/dovecot.log"
+    chmod 0666 "$dovecot_dir/dovecot.log"
+    tls_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    echo "$tls_user:{PLAIN}$tls_password" >"$dovecot_dir/passwd"
+    chmod 0644 "$dovecot_dir/passwd"   # the auth process runs as "dovecot"
+    install -d -o postfix -g postfix -m 0700 "$pf_queue/private"
+    install -d -o "$(stat -c %u "$po/data")" -g "$(stat -c %g "$po/data")" -m 0700 \
+        "$po/spool/private"
+    cat >"$dovecot_dir/dovecot.conf" <<EOF
+# dovecot.conf of the posta benchmark: the auth service only
+protocols =
+listen = 127.0.0.1
+base_dir = $dovecot_dir/run
+state_dir = $dovecot_dir/state
+log_path = $dovecot_dir/dovecot.log
+info_log_path = $dovecot_dir/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dovecot_dir/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$dovecot_dir
+}
+service auth {
+  unix_listener $pf_queue/private/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+  unix_listener $po/spool/private/auth {
+    mode = 0666
+  }
+}
+EOF
+    /usr/sbin/dovecot -F -c "$dovecot_dir/dovecot.conf" >"$dovecot_dir/dovecot.out" 2>&1 </dev/null &
+    dovecot_pid=$!
+    for ((i = 0; i < dovecot_wait * 10; i++)); do
+        [ -d "/proc/$dovecot_pid" ] || break
+        if /usr/bin/python3 - "$pf_queue/private/auth" "$po/spool/private/auth" <<'EOF' 2>/dev/null; then
+import socket, sys
+for path in sys.argv[1:]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2)
+        s.connect(path)
+        if not s.recv(256).startswith(b"VERSION"):
+            sys.exit(1)
+EOF
+            dovecot_pids="$dovecot_pids $(pid_tree "$dovecot_pid")"
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$dovecot_dir/dovecot.out" "$dovecot_dir/dovecot.log" >&2
+    die "Dovecot's auth sockets do not answer"
+}
+
+# dovecot_stop - SIGTERM Dovecot, bounded wait, kill -9 what is left
+dovecot_stop() {
+    local i pids left
+    [ -n "$dovecot_pid" ] || return 0
+    pids="$dovecot_pids $(pid_tree "$dovecot_pid")"
+    kill "$dovecot_pid" 2>/dev/null || true
+    for ((i = 0; i < stop_wait * 10; i++)); do
+        left=""
+        for pid in $pids; do [ -d "/proc/$pid" ] && left="$left $pid"; done
+        [ -z "$left" ] && break
+        sleep 0.1
+    done
+    for pid in $pids; do [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null; done
+    wait "$dovecot_pid" 2>/dev/null || true
+    dovecot_pid=""
+    dovecot_pids=""
+}
+
+# submission_stanza LISTEN - a master.cf submission service on LISTEN: the
+# course's 587 stanza, relaying for authenticated clients only
+submission_stanza() {
+    cat <<EOF
+$1 inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=private/auth
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+EOF
+}
+
+# sasl_count LOG - messages LOG says were submitted by the test user
+sasl_count() {
+    grep -c "sasl_username=$tls_user\$" "$1" 2>/dev/null || true
+}
+
+# tls_run PORT SESSIONS LOG - messages/s of one tls_client.py run (stdout),
+# then (bounded) until LOG names the test user for every message
+tls_run() {
+    local port=$1 sessions=$2 log=$3 before out i n
+    before=$(sasl_count "$log")
+    out=$(timeout "$run_timeout" /usr/bin/python3 "$repo/bench/tls_client.py" \
+        --port "$port" --sessions "$sessions" --messages "$messages" --size "$size" \
+        --user "$tls_user" --password "$tls_password" --from "$tls_user@localhost" \
+        --to "$relay_rcpt" --run-timeout "$run_timeout" 2>"$work/tls-$port-$sessions.err") ||
+        { cat "$work/tls-$port-$sessions.err" >&2; return 1; }
+    for ((i = 0; i <= sink_wait * 10; i++)); do
+        n=$(($(sasl_count "$log") - before))
+        [ "$n" -ge "$messages" ] && break
+        sleep 0.1
+    done
+    [ "$n" -eq "$messages" ] ||
+        echo "bench: warning: $log names $tls_user for $n of $messages messages" >&2
+    echo "  tls_client.py, port $port, $sessions sessions: $out" >&2
+    out=${out##*rate=}
+    echo "${out%%[!0-9]*}"
+}
+
+if [ "$mode" = tls ]; then
+    [ "$po_delivers" = yes ] || echo "bench: posta without qmgr: incoming/ emptied between runs" >&2
+    pf_sub_port=$(free_port)
+    po_sub_port=$(free_port)
+    [ "$pf_sub_port" != "$po_sub_port" ] || po_sub_port=$(free_port)
+    submission_stanza "127.0.0.1:$pf_sub_port" >>"$pf_etc/master.cf"
+    submission_stanza "127.0.0.1:$po_sub_port" >>"$po/etc/master.cf"
+    # the same self-signed pair (made by mkinstance.sh with openssl) for both
+    pf_extra="smtpd_tls_cert_file = $po/etc/tls/cert.pem
+smtpd_tls_key_file = $po/etc/tls/key.pem"
+    dovecot_start
+    pf_start receive
+    wait_banner "$pf_sub_port" || { cat "$pf/maillog" >&2; die "Postfix submission does not answer on $pf_sub_port"; }
+    po_start receive
+    wait_banner "$po_sub_port" || { cat "$po/maillog" >&2; die "posta submission does not answer on $po_sub_port"; }
+    echo "tls: Postfix submission on 127.0.0.1:$pf_sub_port, posta on 127.0.0.1:$po_sub_port," \
+        "$messages messages per run (bench/tls_client.py)"
+    for sessions in $sessions_list; do
+        drain Postfix pf_queue_count
+        pf_rate=$(tls_run "$pf_sub_port" "$sessions" "$pf/maillog") || {
+            tail -n 20 "$pf/maillog" >&2
+            tail -n 5 "$dovecot_dir/dovecot.log" >&2
+            die "Postfix tls run with $sessions sessions failed"
+        }
+        if [ "$po_delivers" = yes ]; then drain posta po_queue_count; else po_clear; fi
+        po_rate=$(tls_run "$po_sub_port" "$sessions" "$po/maillog") || {
+            tail -n 20 "$po/maillog" >&2
+            tail -n 5 "$dovecot_dir/dovecot.log" >&2
+            die "posta tls run with $sessions sessions failed"
+        }
+        [ "$po_delivers" = yes ] || po_clear
+        tls_results+=("$sessions $pf_rate $po_rate")
+        echo "  tls, $sessions sessions: Postfix $pf_rate msg/s, posta $po_rate msg/s" >&2
+    done
+    drain Postfix pf_queue_count
+    [ "$po_delivers" = yes ] && drain posta po_queue_count
+    pf_stop
+    po_stop
+    dovecot_stop
+    pf_extra=""
+fi
+
 if [ ${#sign_results[@]} -gt 0 ]; then
     echo
     echo "sign (posta receive from a mynetworks client, with and without DKIM signing, best of $repeat):"
@@ -710,6 +911,10 @@ fi
 if [ ${#deliver_results[@]} -gt 0 ]; then
     print_table "deliver (accept, fsync'd queue, local into one Maildir, until the last is in new/):" \
         "${deliver_results[@]}"
+fi
+if [ ${#tls_results[@]} -gt 0 ]; then
+    print_table "tls (submission: STARTTLS, AUTH PLAIN via Dovecot, $size-byte messages, discard; bench/tls_client.py):" \
+        "${tls_results[@]}"
 fi
 if [ ${#relay_results[@]} -gt 0 ]; then
     print_table "relay (accept, fsync'd queue, smtp client to relayhost smtp-sink, until the queue is empty):" \
