@@ -115,21 +115,13 @@ static unsigned long long positive(struct cfg *cfg, const char *name)
     return (unsigned long long)v;
 }
 
-/* smtpd_pre_jail - before privileges are dropped: the resolver */
-static void smtpd_pre_jail(struct server_ctx *ctx)
+/*
+ * smtpd_load - read the settings, open the queue, the tables and the
+ * restriction lists; runs before privileges are dropped, so a chrooted
+ * smtpd (master.cf chroot = y) has everything outside the jail open
+ */
+static void smtpd_load(struct cfg *cfg)
 {
-    mailauth_pre_jail(ctx->cfg);    /* dns_servers first; DKIM keys as root */
-    if (cfg_bool(ctx->cfg, "smtpd_peername_lookup"))
-        dns_init();
-    /* private keys and the SASL configuration are readable by root only */
-    smtpd_tls_pre_jail(ctx->cfg);
-    smtpd_sasl_pre_jail(ctx->cfg);
-}
-
-/* smtpd_post_jail - read the settings, open the queue */
-static void smtpd_post_jail(struct server_ctx *ctx)
-{
-    struct cfg *cfg = ctx->cfg;
     struct smtpd_conf *c = &smtpd_conf;
 
     c->cfg = cfg;
@@ -166,10 +158,27 @@ static void smtpd_post_jail(struct server_ctx *ctx)
         c->relay_rcpt = rcpt_maps_open(cfg, "relay_recipient_maps");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
-    smtpd_tls_post_jail(cfg);
-    smtpd_sasl_post_jail(cfg);
-    policy_init(cfg);       /* every restriction list: a typo is fatal here */
-    mailauth_post_jail(cfg);
+}
+
+/* smtpd_pre_jail - before privileges are dropped: keys, settings, tables */
+static void smtpd_pre_jail(struct server_ctx *ctx)
+{
+    mailauth_pre_jail(ctx->cfg);    /* dns_servers first; DKIM keys as root */
+    if (cfg_bool(ctx->cfg, "smtpd_peername_lookup"))
+        dns_init();
+    /* private keys and the SASL configuration are readable by root only */
+    smtpd_tls_pre_jail(ctx->cfg);
+    smtpd_sasl_pre_jail(ctx->cfg);
+    smtpd_load(ctx->cfg);
+    policy_init(ctx->cfg);      /* every restriction list: a typo is fatal here */
+    mailauth_post_jail(ctx->cfg);
+}
+
+/* smtpd_post_jail - what must run as mail_owner */
+static void smtpd_post_jail(struct server_ctx *ctx)
+{
+    smtpd_tls_post_jail(ctx->cfg);
+    smtpd_sasl_post_jail(ctx->cfg);
 }
 
 /* smtpd_accept - a new client */

@@ -257,6 +257,10 @@ static void server_drop_privileges(struct cfg *cfg, bool do_chroot, bool do_unpr
             msg_fatal("chroot %s: %m", qdir);
         if (chdir("/") < 0)
             msg_fatal("chdir / in chroot %s: %m", qdir);
+        /* Inside the jail the queue is "/": paths built from
+         * queue_directory from now on (triggers, sockets) stay valid.
+         * Everything outside it must be opened in pre_jail. */
+        cfg_override(cfg, "queue_directory", "/");
     }
     if (pw) {
         if (setuid(uid) < 0)

@@ -32,6 +32,8 @@
 
 #define DICT_PROXY_PREFIX "proxy:"
 #define DICT_PW_BUF_MIN 1024          /* first getpwnam_r buffer */
+#define DICT_PW_SNAPSHOT_MAX 100000   /* accounts copied for a chrooted daemon */
+#define DICT_PASSWD_FILE "/etc/passwd" /* absent inside a chroot jail */
 #define DICT_PW_BUF_MAX (1u << 20)    /* give up past this (ERANGE loop) */
 #define MS_PER_SEC 1000LL
 #define NS_PER_MS 1000000L
@@ -323,10 +325,84 @@ static enum dict_result unix_lookup(struct dict *d, const char *key, bool group,
     return r;
 }
 
-/* unix_pw_lookup - unix:passwd.byname */
+/*
+ * The passwd snapshot: a daemon chrooted into the queue (master.cf chroot
+ * = y; Postfix would ask proxymap outside the jail) cannot read
+ * /etc/passwd. unix:passwd.byname therefore copies the accounts when it
+ * is opened (before the jail) and answers from the copy when the live
+ * database is out of reach. A restart (posta reload) takes a new copy.
+ */
+struct pw_entry {
+    char *name;
+    char *line;        /* "name:passwd:uid:gid:gecos:dir:shell" */
+};
+
+struct pw_snapshot {
+    struct pw_entry *e;
+    size_t n;
+};
+
+/* pw_entry_cmp - order by name (qsort/bsearch) */
+static int pw_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct pw_entry *)a)->name, ((const struct pw_entry *)b)->name);
+}
+
+/* pw_snapshot_take - every account NSS lists now, sorted by name */
+static struct pw_snapshot *pw_snapshot_take(void)
+{
+    struct pw_snapshot *snap = xcalloc(1, sizeof(*snap));
+    size_t cap = 0;
+    struct passwd *pw;
+
+    setpwent();
+    while ((pw = getpwent()) != NULL && snap->n < DICT_PW_SNAPSHOT_MAX) {
+        if (snap->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            snap->e = xreallocarray(snap->e, cap, sizeof(*snap->e));
+        }
+        snap->e[snap->n].name = xstrdup(pw->pw_name);
+        snap->e[snap->n].line = xasprintf("%s:%s:%ld:%ld:%s:%s:%s", pw->pw_name, pw->pw_passwd,
+                                          (long)pw->pw_uid, (long)pw->pw_gid,
+                                          pw->pw_gecos ? pw->pw_gecos : "",
+                                          pw->pw_dir ? pw->pw_dir : "",
+                                          pw->pw_shell ? pw->pw_shell : "");
+        snap->n++;
+    }
+    endpwent();
+    if (snap->n > 0)
+        qsort(snap->e, snap->n, sizeof(*snap->e), pw_entry_cmp);
+    return snap;
+}
+
+/* pw_snapshot_free - release the copy (dict close) */
+static void pw_snapshot_free(struct dict *d)
+{
+    struct pw_snapshot *snap = d->priv;
+
+    for (size_t i = 0; snap && i < snap->n; i++) {
+        free(snap->e[i].name);
+        free(snap->e[i].line);
+    }
+    if (snap)
+        free(snap->e);
+    free(snap);
+    d->priv = NULL;
+}
+
+/* unix_pw_lookup - unix:passwd.byname: live, or the copy inside a jail */
 static enum dict_result unix_pw_lookup(struct dict *d, const char *key, const char **value)
 {
-    return unix_lookup(d, key, false, value);
+    enum dict_result r = unix_lookup(d, key, false, value);
+    struct pw_snapshot *snap = d->priv;
+    struct pw_entry probe = {(char *)key, NULL}, *hit;
+
+    if (r != DICT_NOTFOUND || snap == NULL || snap->n == 0 || access(DICT_PASSWD_FILE, F_OK) == 0)
+        return r;
+    hit = bsearch(&probe, snap->e, snap->n, sizeof(*snap->e), pw_entry_cmp);
+    if (hit == NULL)
+        return DICT_NOTFOUND;
+    return dict_set_value(d, hit->line, strlen(hit->line), value);
 }
 
 /* unix_gr_lookup - unix:group.byname */
@@ -338,8 +414,11 @@ static enum dict_result unix_gr_lookup(struct dict *d, const char *key, const ch
 /* dict_unix_open - unix:passwd.byname and unix:group.byname */
 static bool dict_unix_open(struct dict *d, char **err)
 {
-    if (strcmp(d->name, "passwd.byname") == 0)
+    if (strcmp(d->name, "passwd.byname") == 0) {
         d->lookup = unix_pw_lookup;
+        d->priv = pw_snapshot_take();
+        d->close = pw_snapshot_free;
+    }
     else if (strcmp(d->name, "group.byname") == 0)
         d->lookup = unix_gr_lookup;
     else {

@@ -335,3 +335,31 @@ def test_cyrus_sasldb(inst, tmp_path, mech):
     assert "535 5.7.8" in r.stdout, r.stdout
     inst.wait_log(r"warning: \S+\[127\.0\.0\.1\]: SASL %s authentication failed" % mech)
     inst.wait_log(r"sasl_method=%s, sasl_username=%s@localhost" % (mech, USER))
+
+
+def test_course_stanza_chrooted(inst, dovecot):
+    """The course's submission stanza as written (chroot = y): STARTTLS,
+    AUTH through Dovecot's socket at private/auth inside the jail, local
+    users still known (passwd copied before the jail), relaying after AUTH."""
+    port = conftest.free_port()
+    with open(inst.master_cf, "a") as f:
+        f.write("127.0.0.1:%d inet n - y - - smtpd\n"
+                "  -o smtpd_tls_security_level=encrypt\n"
+                "  -o smtpd_sasl_auth_enable=yes\n"
+                "  -o smtpd_sasl_type=dovecot\n"
+                "  -o smtpd_sasl_path=private/auth\n" % port)
+    inst.set_param("mynetworks", "127.0.0.1/32")   # the client below is "outside"
+    dovecot.start()
+    inst.start()
+    outside = ("--local-interface", "127.0.0.2")
+    r = swaks(port, "--tls", "--auth", "PLAIN", "--auth-user", USER, "--auth-password", PASSWORD,
+              *outside)
+    assert r.returncode == 0, r.stdout + inst.log()[-3000:]
+    assert "queued as" in r.stdout
+    r = swaks(port, "--tls", "--to", "root@localhost", "--quit-after", "RCPT", *outside)
+    assert "250 2.1.5" in r.stdout, r.stdout + inst.log()[-3000:]
+    r = swaks(port, "--tls", "--to", "no-such-user-x@localhost", "--quit-after", "RCPT", *outside)
+    assert "550 5.1.1" in r.stdout, r.stdout
+    r = swaks(port, "--tls", "--quit-after", "RCPT", *outside)    # relaying without AUTH
+    assert "554 5.7.1" in r.stdout, r.stdout
+    assert "fatal" not in inst.log()
