@@ -24,7 +24,6 @@
 
 #define PSL_FILE_MAX ((size_t)16 << 20)   /* the list is about 230 kB */
 #define PSL_MIN_SLOTS 64
-#define PSL_CHUNK 8192
 #define FNV_OFFSET 2166136261U
 #define FNV_PRIME 16777619U
 #define PSL_NAME_MAX 1024
@@ -124,32 +123,14 @@ struct psl *psl_parse(const char *text, size_t len)
 /* psl_load - read a list file */
 struct psl *psl_load(const char *path, const char **err)
 {
-    FILE *fp = fopen(path, "r");
     struct buf b = BUF_INIT;
-    char chunk[PSL_CHUNK];
-    size_t n;
     struct psl *psl;
 
-    if (fp == NULL) {
-        *err = strerror(errno);
-        return NULL;
-    }
-    buf_init(&b, PSL_FILE_MAX);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
-        if (buf_append(&b, chunk, n) < 0) {
-            fclose(fp);
-            buf_free(&b);
-            *err = "file too large";
-            return NULL;
-        }
-    }
-    if (ferror(fp)) {
-        *err = strerror(errno);
-        fclose(fp);
+    if (buf_read_file(&b, path, PSL_FILE_MAX) < 0) {
+        *err = errno == EFBIG ? "file too large" : strerror(errno);
         buf_free(&b);
         return NULL;
     }
-    fclose(fp);
     psl = psl_parse(buf_str(&b), b.len);
     buf_free(&b);
     return psl;

@@ -6,12 +6,15 @@
  */
 #include "util/sys.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
+
+#define BUF_READ_CHUNK 8192    /* bytes per fread in buf_read_file */
 
 static size_t buf_max(const struct buf *b)
 {
@@ -153,4 +156,32 @@ char *buf_steal(struct buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+/* buf_read_file - the whole file, bounded; 0 or -1 + errno */
+int buf_read_file(struct buf *b, const char *path, size_t max)
+{
+    FILE *fp = fopen(path, "re");
+    char chunk[BUF_READ_CHUNK];
+    size_t n;
+    int saved;
+
+    if (fp == NULL)
+        return -1;
+    buf_free(b);
+    buf_init(b, max);
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+        if (buf_append(b, chunk, n) < 0) {
+            fclose(fp);
+            errno = EFBIG;
+            return -1;
+        }
+    }
+    saved = ferror(fp) ? errno : 0;
+    fclose(fp);
+    if (saved) {
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }

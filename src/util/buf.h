@@ -41,6 +41,12 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* buf_set - replace the contents with a copy of s */
 int buf_set(struct buf *b, const char *s);
+/*
+ * buf_read_file - replace b's content with the whole file at path, at most
+ * max bytes (b's own maximum is set to max); 0, or -1 with errno (EFBIG:
+ * the file is larger)
+ */
+int buf_read_file(struct buf *b, const char *path, size_t max);
 /* buf_consume - drop the first n bytes */
 void buf_consume(struct buf *b, size_t n);
 /* buf_truncate - shorten to n bytes (n <= len) */

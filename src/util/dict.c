@@ -17,6 +17,8 @@
  */
 #include "util/sys.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -31,6 +33,8 @@
 #include "util/log.h"
 
 #define DICT_PROXY_PREFIX "proxy:"
+#define DICT_LOCK_STEP_NS 10000000L  /* 10 ms between lock attempts */
+#define DICT_NS_PER_MS 1000000L
 #define DICT_PW_BUF_MIN 1024          /* first getpwnam_r buffer */
 #define DICT_PW_SNAPSHOT_MAX 100000   /* accounts copied for a chrooted daemon */
 #define DICT_PASSWD_FILE "/etc/passwd" /* absent inside a chroot jail */
@@ -145,31 +149,16 @@ enum dict_result dict_set_value(struct dict *d, const void *p, size_t n, const c
 /* dict_read_file - slurp a text table, bounded by DICT_FILE_MAX */
 char *dict_read_file(const char *path, size_t *len, char **err)
 {
-    FILE *fp = fopen(path, "re");
     struct buf b = BUF_INIT;
-    char chunk[8192];
-    size_t n;
 
-    if (fp == NULL) {
-        *err = xasprintf("open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    buf_init(&b, DICT_FILE_MAX);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
-        if (buf_append(&b, chunk, n) < 0) {
+    if (buf_read_file(&b, path, DICT_FILE_MAX) < 0) {
+        if (errno == EFBIG)
             *err = xasprintf("%s: file larger than %zu bytes", path, (size_t)DICT_FILE_MAX);
-            fclose(fp);
-            buf_free(&b);
-            return NULL;
-        }
-    }
-    if (ferror(fp)) {
-        *err = xasprintf("read %s: %s", path, strerror(errno));
-        fclose(fp);
+        else
+            *err = xasprintf("open %s: %s", path, strerror(errno));
         buf_free(&b);
         return NULL;
     }
-    fclose(fp);
     *len = b.len;
     if (b.data == NULL)
         return xstrdup("");
@@ -427,6 +416,28 @@ static bool dict_unix_open(struct dict *d, char **err)
     }
     d->flags |= DICT_FLAG_FIXED_CASE;
     return true;
+}
+
+/* dict_file_lock - shared lock or unlock of a table file, waiting briefly */
+bool dict_file_lock(int fd, short type)
+{
+    struct flock fl;
+    long waited = 0;
+
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    for (;;) {
+        struct timespec ts = {0, DICT_LOCK_STEP_NS};
+
+        if (fcntl(fd, F_SETLK, &fl) == 0)
+            return true;
+        if ((errno != EAGAIN && errno != EACCES && errno != EINTR)
+            || waited >= (long)DICT_LOCK_WAIT_MS * DICT_NS_PER_MS)
+            return false;
+        nanosleep(&ts, NULL);
+        waited += DICT_LOCK_STEP_NS;
+    }
 }
 
 /* dict_open - "type:name" (any "proxy:" prefixes dropped) */

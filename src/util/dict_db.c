@@ -9,7 +9,7 @@
  *
  * Each lookup holds a shared fcntl lock on the file, so that a concurrent
  * postmap (which locks exclusively while it rebuilds) is never read
- * half-written; a lock not granted within DB_LOCK_WAIT_MS is a
+ * half-written; a lock not granted within DICT_LOCK_WAIT_MS is a
  * temporary failure.
  *
  * dict_db_build writes a whole table as postmap/postalias do (keys and
@@ -35,9 +35,6 @@
 #include "util/log.h"
 
 #define DB_SUFFIX ".db"
-#define DB_LOCK_WAIT_MS 2000       /* give up on a shared lock after this */
-#define DB_LOCK_STEP_NS 10000000L  /* 10 ms between lock attempts */
-#define NS_PER_MS 1000000L
 #define DB_TMP_SUFFIX ".db.tmp"
 #define DB_BUILD_MODE 0644
 
@@ -52,27 +49,6 @@ struct dict_db {
 static void db_errcall(const DB_ENV *env, const char *prefix, const char *text)
 {
     msg_verbose("Berkeley DB: %s%s%s", prefix ? prefix : "", prefix ? ": " : "", text);
-}
-
-/* db_lock - shared (F_RDLCK) or release (F_UNLCK) the whole file */
-static bool db_lock(int fd, short type)
-{
-    struct flock fl;
-    long waited = 0;
-
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = type;
-    fl.l_whence = SEEK_SET;
-    for (;;) {
-        if (fcntl(fd, F_SETLK, &fl) == 0)
-            return true;
-        if ((errno != EAGAIN && errno != EACCES && errno != EINTR) ||
-            waited >= (long)DB_LOCK_WAIT_MS * NS_PER_MS)
-            return false;
-        struct timespec ts = {0, DB_LOCK_STEP_NS};
-        nanosleep(&ts, NULL);
-        waited += DB_LOCK_STEP_NS;
-    }
 }
 
 /* db_get - one Berkeley DB get; 0, DB_NOTFOUND or an error */
@@ -98,7 +74,7 @@ static enum dict_result dict_db_lookup(struct dict *d, const char *key, const ch
 
     if (len >= UINT32_MAX)
         return DICT_NOTFOUND;
-    if (!db_lock(p->fd, F_RDLCK)) {
+    if (!dict_file_lock(p->fd, F_RDLCK)) {
         msg_warn("%s: lock %s: %s", d->spec, d->path, strerror(errno));
         return DICT_TEMPFAIL;
     }
@@ -122,7 +98,7 @@ static enum dict_result dict_db_lookup(struct dict *d, const char *key, const ch
         msg_warn("%s: lookup of \"%s\": %s", d->spec, key, db_strerror(rc));
         r = DICT_TEMPFAIL;
     }
-    if (!db_lock(p->fd, F_UNLCK))
+    if (!dict_file_lock(p->fd, F_UNLCK))
         msg_warn("%s: unlock %s: %s", d->spec, d->path, strerror(errno));
     return r;
 }

@@ -101,6 +101,13 @@ bool dict_regexp_load(struct dict *d, const char *text, size_t len, char **err);
  * stay. NULL at the end, or NULL with *bad set on unbalanced braces.
  */
 char *dict_next_item(char **pp, bool *bad);
+/*
+ * dict_file_lock - take a shared (F_RDLCK) or drop (F_UNLCK) the fcntl
+ * lock of a whole table file, retrying for up to DICT_LOCK_WAIT_MS while
+ * a writer holds it; false (errno set) when it is not granted
+ */
+#define DICT_LOCK_WAIT_MS 2000
+bool dict_file_lock(int fd, short type);
 
 /* dict_fold - ASCII lower case in place */
 void dict_fold(char *s);

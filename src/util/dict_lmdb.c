@@ -40,9 +40,6 @@
 #define LMDB_MAP_MAX ((size_t)1 << 40)         /* give up past 1 TiB */
 #define LMDB_ENTRY_OVERHEAD 64                 /* bytes per pair, for sizing */
 #define LMDB_SIZE_FACTOR 4                     /* map size / payload */
-#define LMDB_LOCK_WAIT_MS 2000
-#define LMDB_LOCK_STEP_NS 10000000L
-#define NS_PER_MS 1000000L
 
 struct dict_lmdb {
     MDB_env *env;
@@ -51,27 +48,6 @@ struct dict_lmdb {
     bool try_nul;
     bool try_plain;
 };
-
-/* lmdb_lock - shared (F_RDLCK) or release (F_UNLCK) the whole file */
-static bool lmdb_lock(int fd, short type)
-{
-    struct flock fl;
-    long waited = 0;
-
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = type;
-    fl.l_whence = SEEK_SET;
-    for (;;) {
-        if (fcntl(fd, F_SETLK, &fl) == 0)
-            return true;
-        if ((errno != EAGAIN && errno != EACCES && errno != EINTR) ||
-            waited >= (long)LMDB_LOCK_WAIT_MS * NS_PER_MS)
-            return false;
-        struct timespec ts = {0, LMDB_LOCK_STEP_NS};
-        nanosleep(&ts, NULL);
-        waited += LMDB_LOCK_STEP_NS;
-    }
-}
 
 /* lmdb_begin - a read transaction, adopting a map grown by a writer */
 static int lmdb_begin(struct dict_lmdb *p, MDB_txn **txn)
@@ -103,13 +79,13 @@ static enum dict_result dict_lmdb_lookup(struct dict *d, const char *key, const 
     MDB_val v;
     int rc = MDB_NOTFOUND;
 
-    if (!lmdb_lock(p->fd, F_RDLCK)) {
+    if (!dict_file_lock(p->fd, F_RDLCK)) {
         msg_warn("%s: lock %s: %s", d->spec, d->path, strerror(errno));
         return DICT_TEMPFAIL;
     }
     if ((rc = lmdb_begin(p, &txn)) != 0) {
         msg_warn("%s: read %s: %s", d->spec, d->path, mdb_strerror(rc));
-        (void)lmdb_lock(p->fd, F_UNLCK);
+        (void)dict_file_lock(p->fd, F_UNLCK);
         return DICT_TEMPFAIL;
     }
     rc = MDB_NOTFOUND;
@@ -134,7 +110,7 @@ static enum dict_result dict_lmdb_lookup(struct dict *d, const char *key, const 
         r = DICT_TEMPFAIL;
     }
     mdb_txn_abort(txn);
-    if (!lmdb_lock(p->fd, F_UNLCK))
+    if (!dict_file_lock(p->fd, F_UNLCK))
         msg_warn("%s: unlock %s: %s", d->spec, d->path, strerror(errno));
     return r;
 }
@@ -159,7 +135,7 @@ static int dict_lmdb_walk(struct dict *d, dict_walk_fn *fn, void *ctx, char **er
     MDB_val k, v;
     int rc;
 
-    if (!lmdb_lock(p->fd, F_RDLCK)) {
+    if (!dict_file_lock(p->fd, F_RDLCK)) {
         *err = xasprintf("lock %s: %s", d->path, strerror(errno));
         return -1;
     }
@@ -178,7 +154,7 @@ static int dict_lmdb_walk(struct dict *d, dict_walk_fn *fn, void *ctx, char **er
     }
     if (txn != NULL)
         mdb_txn_abort(txn);
-    (void)lmdb_lock(p->fd, F_UNLCK);
+    (void)dict_file_lock(p->fd, F_UNLCK);
     return *err ? -1 : 0;
 }
 

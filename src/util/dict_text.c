@@ -199,12 +199,6 @@ bool dict_texthash_open(struct dict *d, char **err)
     return ok;
 }
 
-/* is_sep - separators between inline: items */
-static bool is_sep(char c)
-{
-    return c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* trim - strip white space at both ends, in place */
 static char *trim(char *s)
 {
@@ -215,54 +209,6 @@ static char *trim(char *s)
     while (n > 0 && strchr(" \t\r\n", s[n - 1]) != NULL)
         s[--n] = 0;
     return s;
-}
-
-/*
- * next_item - cut the next item out of *pp: "{...}" (braces removed) or a
- * run up to a separator, balanced braces inside kept; NULL at the end,
- * NULL + *bad on unbalanced braces.
- */
-static char *next_item(char **pp, bool *bad)
-{
-    char *p = *pp, *start;
-    int depth = 0;
-
-    while (*p && is_sep(*p))
-        p++;
-    if (*p == 0)
-        return NULL;
-    start = p;
-    if (*start == '{') {
-        for (; *p; p++) {
-            if (*p == '{')
-                depth++;
-            else if (*p == '}' && --depth == 0)
-                break;
-        }
-        if (*p != '}' || (p[1] != 0 && !is_sep(p[1]))) {
-            *bad = true;
-            return NULL;
-        }
-        *p++ = 0;
-        *pp = p;
-        return trim(start + 1);
-    }
-    for (; *p; p++) {
-        if (*p == '{')
-            depth++;
-        else if (*p == '}' && --depth < 0)
-            break;
-        else if (depth == 0 && is_sep(*p))
-            break;
-    }
-    if (depth != 0) {
-        *bad = true;
-        return NULL;
-    }
-    if (*p)
-        *p++ = 0;
-    *pp = p;
-    return start;
 }
 
 /* dict_inline_open - inline:{ key=value, { key = value with spaces } } */
@@ -279,7 +225,7 @@ bool dict_inline_open(struct dict *d, char **err)
     char *p = copy, *item;
     struct kvtab *t = kvtab_new(d->spec);
 
-    while ((item = next_item(&p, &bad)) != NULL) {
+    while ((item = dict_next_item(&p, &bad)) != NULL) {
         char *eq = strchr(item, '=');
         if (eq == NULL) {
             *err = xasprintf("%s: \"%s\": expecting \"name=value\"", d->spec, item);
