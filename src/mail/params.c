@@ -275,7 +275,7 @@ const struct param_def param_table[] = {
      "Milters applied to mail that does not arrive over SMTP."},
     {"notify_classes", PARAM_LIST, "resource, software, 2bounce", 0, 0, 0,
      "Kinds of problems reported to the postmaster."},
-    {"parent_domain_matches_subdomains", PARAM_LIST, "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps", 0, 0, 0,
+    {"parent_domain_matches_subdomains", PARAM_LIST, "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, relay_domains, smtpd_access_maps", 0, 0, 0,
      "Parameters whose domain patterns also match subdomains."},
     {"posta_queue_sync", PARAM_STR, "auto", 0, 0, 0,
      "How smtpd makes queue files durable before it answers 250 (free text, see smtpd)."},
