@@ -355,7 +355,12 @@ static void check_master(struct checker *c, const char *config_dir)
     for (size_t i = 0; c->cfg && i < m.n; i++) {
         char *prog = xasprintf("%s/%s", cfg_str(c->cfg, "daemon_directory"), m.svc[i].command);
 
-        if (access(prog, X_OK) < 0)
+        if (access(prog, X_OK) < 0 && master_cf_postfix_only(m.svc[i].command))
+            report(c, "warning", "%s, line %d: service %s: program %s is not part of posta "
+                   "(its work is done elsewhere): ignored",
+                   m.svc[i].file ? m.svc[i].file : path, m.svc[i].line, m.svc[i].name,
+                   m.svc[i].command);
+        else if (access(prog, X_OK) < 0)
             report(c, "error", "%s, line %d: service %s/%s: cannot execute %s: %s",
                    m.svc[i].file ? m.svc[i].file : path, m.svc[i].line, m.svc[i].name,
                    m.svc[i].type, prog, strerror(errno));

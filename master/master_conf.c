@@ -18,8 +18,15 @@
  * A program that handles one request at a time gets min(maxproc,
  * MASTER_SERIAL_PROCS). maxproc "-" is default_process_limit, 0 is no cap.
  *
+ * POSTFIX'S CONFIGURATION: a service whose program is one of Postfix's that
+ * posta does not have (cleanup, trivial-rewrite, bounce, pipe, ...) is
+ * skipped with a warning naming it, and so is each main.cf setting that
+ * posta accepts but does not act on: a stock Postfix main.cf and master.cf
+ * start posta.
+ *
  * DIAGNOSTICS: every problem is returned as one line naming the file, line
- * and service ("master.cf:3: service smtpx: unknown port name").
+ * and service ("master.cf:3: service smtpx: unknown port name"); the
+ * warnings above name file, line and service or parameter.
  */
 #include "util/sys.h"
 
@@ -49,6 +56,21 @@
 #define MAIN_CF_MAX ((size_t)4 << 20)  /* sanity limit on main.cf */
 #define PORT_MAX 65535
 
+/*
+ * Parameters of the settings table that posta accepts but does not act on
+ * (yet), with the value that matches what posta does anyway ("" none: any
+ * setting is reported). Set to anything else in main.cf, each is named in
+ * a warning, so an admin coming from Postfix knows it has no effect.
+ */
+static const struct {
+    const char *name;
+    const char *harmless;
+} unimplemented_params[] = {
+    {"append_dot_mydomain", "no"},
+    {"compatibility_level", "3.6"},
+    {"smtp_tls_session_cache_database", ""},
+};
+
 /* Programs that serve many sessions in one process (see the header). */
 static const char *const event_driven_commands[] = {"smtpd", "smtp", "lmtp", "qmgr"};
 
@@ -71,6 +93,25 @@ static bool is_event_driven(const char *command)
         if (strcmp(command, event_driven_commands[i]) == 0)
             return true;
     return false;
+}
+
+/* warn_unimplemented - name each main.cf setting posta does not act on */
+static void warn_unimplemented(struct cfg *cfg)
+{
+    for (size_t i = 0; i < POSTA_ARRAY_LEN(unimplemented_params); i++) {
+        const char *name = unimplemented_params[i].name;
+        const char *file = NULL;
+        const char *raw;
+        int line = 0;
+
+        if (!cfg_is_set(cfg, name))
+            continue;
+        raw = cfg_raw(cfg, name, &file, &line);
+        if (*raw == 0 || strcasecmp(cfg_str(cfg, name), unimplemented_params[i].harmless) == 0)
+            continue;
+        msg_warn("%s, line %d: parameter %s is not implemented by posta (ignored)",
+                 file ? file : MAIN_CF_NAME, line, name);
+    }
 }
 
 /* online_cpus - processors online, at least 1 */
@@ -424,6 +465,19 @@ static bool add_service(struct mconfig *conf, const struct master_service *ms,
     char *why = NULL;
     bool ok = true;
 
+    if (master_cf_postfix_only(ms->command)) {
+        char *path = xasprintf("%s/%s", conf->daemon_dir, ms->command);
+        bool have = access(path, X_OK) == 0;
+
+        free(path);
+        if (!have) {
+            msg_warn("%s, line %d: service %s: program %s is not part of posta "
+                     "(its work is done elsewhere): ignored",
+                     ms->file ? ms->file : MASTER_CF_NAME, ms->line, ms->name,
+                     ms->command);
+            return true;
+        }
+    }
     conf->svc = xreallocarray(conf->svc, conf->nsvc + 1, sizeof(*conf->svc));
     svc = &conf->svc[conf->nsvc++];
     memset(svc, 0, sizeof(*svc));
@@ -497,6 +551,7 @@ struct mconfig *master_conf_load(const char *config_dir, char **err)
         master_conf_free(conf);
         return NULL;
     }
+    warn_unimplemented(conf->cfg);
     conf->queue_dir = xstrdup(cfg_str(conf->cfg, "queue_directory"));
     conf->daemon_dir = xstrdup(cfg_str(conf->cfg, "daemon_directory"));
     if (conf->queue_dir[0] != '/' || conf->daemon_dir[0] != '/') {

@@ -19,6 +19,10 @@
  * (myhostname minus its first label) and config_directory (the directory
  * this cfg was loaded from).
  *
+ * As in Debian's Postfix, "myorigin = /etc/mailname" (an absolute path)
+ * means the first line of that file; when the file cannot be read (or its
+ * first line is empty) a warning says so and $myhostname is used.
+ *
  * DIAGNOSTICS
  *	cfg_load: fatal "FILE, line N: ..." for syntax errors and bad values;
  *	a warning for each unknown parameter and each undefined $name.
@@ -52,6 +56,9 @@
 #define CFG_HOST_MAX 256                  /* gethostname buffer */
 #define CFG_LIST_SEP ", \t\r\n"
 #define CFG_DEFAULT_DOMAIN "localdomain"
+/* A parameter whose absolute-path value means "the file's first line". */
+#define CFG_FILE_VALUED "myorigin"
+#define CFG_NAME_FILE_MAX ((size_t)4096)  /* longest such file read */
 
 /* Parameters whose value is expanded by their user, with extra $names. */
 static const char *const cfg_raw_params[] = {
@@ -73,6 +80,8 @@ struct cfg_ent {
     bool busy;                   /* being expanded (loop detection) */
     bool raw;                    /* returned unexpanded (cfg_raw_params) */
     char *computed;              /* machine-dependent default text */
+    char *named_file;            /* CFG_FILE_VALUED: the file last read */
+    char *named_line;            /* ... and its first line (read once) */
 };
 
 struct cfg {
@@ -225,6 +234,8 @@ void cfg_free(struct cfg *cfg)
         free(e->ovr_where);
         free(e->cache);
         free(e->computed);
+        free(e->named_file);
+        free(e->named_line);
         free(e);
     }
     for (i = 0; i < cfg->ngrave; i++)
@@ -546,6 +557,48 @@ static const char *cfg_ent_rawtext(struct cfg_exp *x, struct cfg_ent *e, int dep
     return e->def->def;
 }
 
+static char *cfg_trim(char *s);
+
+/*
+ * cfg_file_first_line - Debian's "myorigin = /etc/mailname": the first line
+ * of the file named by an absolute path, trimmed; NULL (after one warning
+ * per path) when it cannot be read or is empty: the caller then uses
+ * $myhostname. The file is read once per path: a daemon re-expands its
+ * settings after chroot, where the file is out of reach.
+ */
+static char *cfg_file_first_line(struct cfg_ent *e, const char *path)
+{
+    struct buf text;
+    char *why = NULL;
+    char *line = NULL;
+
+    if (e->named_file && strcmp(e->named_file, path) == 0)
+        return e->named_line ? xstrdup(e->named_line) : NULL;
+
+    buf_init(&text, CFG_NAME_FILE_MAX);
+    if (!cfg_read_file(path, CFG_NAME_FILE_MAX, &text, &why)) {
+        msg_warn("%s = %s: %s; using $myhostname", e->name, path, why);
+        free(why);
+    } else {
+        const char *s = buf_str(&text);
+        size_t n = strcspn(s, "\r\n");
+
+        line = xstrndup(s, n);
+        (void)cfg_trim(line);
+        if (*line == 0) {
+            msg_warn("%s = %s: the first line is empty; using $myhostname", e->name, path);
+            free(line);
+            line = NULL;
+        }
+    }
+    buf_free(&text);
+    free(e->named_file);
+    free(e->named_line);
+    e->named_file = xstrdup(path);
+    e->named_line = line ? xstrdup(line) : NULL;
+    return line;
+}
+
 /* cfg_ent_value - the expanded (cached) value of e; NULL + x->err on error */
 static const char *cfg_ent_value(struct cfg_exp *x, struct cfg_ent *e, int depth)
 {
@@ -573,6 +626,18 @@ static const char *cfg_ent_value(struct cfg_exp *x, struct cfg_ent *e, int depth
             cfg_expand_into(x, raw, strlen(raw), &b, depth + 1);
     }
     e->busy = false;
+    if (x->err == NULL && strcmp(e->name, CFG_FILE_VALUED) == 0 && buf_str(&b)[0] == '/') {
+        char *line = cfg_file_first_line(e, buf_str(&b));
+        static const char fallback[] = "$myhostname";
+
+        buf_reset(&b);
+        if (line) {
+            cfg_append(x, &b, line, strlen(line));
+            free(line);
+        } else {
+            cfg_expand_into(x, fallback, sizeof(fallback) - 1, &b, depth + 1);
+        }
+    }
     if (x->err) {
         buf_free(&b);
         return NULL;

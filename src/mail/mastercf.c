@@ -368,3 +368,23 @@ void master_cf_free(struct master_cf *m)
     m->svc = NULL;
     m->n = 0;
 }
+
+/*
+ * Postfix programs that posta does not have: their work is done by posta's
+ * own programs (smtpd and pickup clean up messages, qmgr writes bounces
+ * and handles error:, and so on).
+ */
+static const char *const mcf_postfix_only[] = {
+    "cleanup", "tlsmgr", "trivial-rewrite", "bounce", "verify", "flush",
+    "proxymap", "showq", "error", "discard", "virtual", "anvil", "scache",
+    "postlogd", "pipe", "spawn", "oqmgr", "postscreen", "dnsblog", "tlsproxy",
+};
+
+/* master_cf_postfix_only - a Postfix program that posta does not have? */
+bool master_cf_postfix_only(const char *command)
+{
+    for (size_t i = 0; i < POSTA_ARRAY_LEN(mcf_postfix_only); i++)
+        if (strcmp(command, mcf_postfix_only[i]) == 0)
+            return true;
+    return false;
+}

@@ -64,5 +64,11 @@ bool master_cf_load(const char *path, struct master_cf *out, char **err);
 bool master_cf_parse(const char *text, size_t len, const char *origin,
                      struct master_cf *out, char **err);
 void master_cf_free(struct master_cf *m);
+/*
+ * master_cf_postfix_only - is command one of Postfix's programs that posta
+ * does not have (cleanup, trivial-rewrite, bounce, pipe, ...)? A service
+ * running one is skipped with a warning (a stock Postfix master.cf works).
+ */
+bool master_cf_postfix_only(const char *command);
 
 #endif
