@@ -363,6 +363,10 @@ int event_server_main(int argc, char **argv, const struct event_server_hooks *ho
 
     config_dir = cfg_default_dir(config_dir);
     cfg = cfg_load(config_dir);
+    /* Read-only, as in Postfix: -o values may say $service_name
+     * (Debian's master.cf: syslog_name=postfix/$service_name). */
+    cfg_override(cfg, "service_name", service ? service : program);
+    cfg_override(cfg, "process_name", program);
     for (size_t i = 0; i < noverrides; i++)
         if (!cfg_override_arg(cfg, overrides[i]))
             msg_fatal("bad -o argument (want name=value): %s", overrides[i]);
