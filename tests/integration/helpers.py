@@ -15,7 +15,9 @@ answer makes the test fail with the bytes received so far, never hang.
 
 import os
 import re
+import signal
 import socket
+import subprocess
 import time
 
 REPLY_TIMEOUT = 15.0          # seconds to wait for one SMTP reply
@@ -305,6 +307,31 @@ def proc_alive(pid, starttime):
     """proc_alive - the same process (PID and start time) still exists."""
     st = proc_stat(pid)
     return st is not None and st[1] == starttime
+
+
+def stop_tree(proc, known, timeout):
+    """stop_tree - SIGTERM the process proc, then SIGKILL what is left of its
+    tree; known ({pid: starttime}) holds descendants seen earlier and is
+    updated, so a child that left its parent is still found by PID."""
+    known.update(proc_tree(proc.pid))
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    for pid, start in known.items():
+        if proc_alive(pid, start):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    wait_until(lambda: not any(proc_alive(p, t) for p, t in known.items()), timeout)
 
 
 def wait_until(predicate, timeout, interval=0.05):

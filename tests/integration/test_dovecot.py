@@ -17,7 +17,6 @@ import imaplib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -119,25 +118,7 @@ class Dovecot:
         """stop - SIGTERM the master, then SIGKILL what is left of its tree."""
         if self.proc is None:
             return
-        self.known.update(helpers.proc_tree(self.proc.pid))
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid, start in self.known.items():
-            if helpers.proc_alive(pid, start):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(STOP_TIMEOUT)
-        self.proc.stdout.close()
-        helpers.wait_until(lambda: not any(helpers.proc_alive(p, t)
-                                           for p, t in self.known.items()), STOP_TIMEOUT)
+        helpers.stop_tree(self.proc, self.known, STOP_TIMEOUT)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ DIAGNOSTICS: Dovecot's log is quoted when it does not come up.
 """
 
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -205,23 +204,7 @@ class DovecotAuth:
         """stop - SIGTERM the master, then SIGKILL what is left of its tree."""
         if self.proc is None:
             return
-        self.known.update(helpers.proc_tree(self.proc.pid))
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid, start in self.known.items():
-            if helpers.proc_alive(pid, start):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(STOP_TIMEOUT)
-        self.proc.stdout.close()
+        helpers.stop_tree(self.proc, self.known, STOP_TIMEOUT)
         self.proc = None
 
 
