@@ -166,6 +166,12 @@ static void qmgr_startup(void *ctx)
     scan_deferred(false);
 }
 
+/* qmgr_pre_jail - as root: the DKIM signing keys */
+static void qmgr_pre_jail(struct server_ctx *ctx)
+{
+    signer_pre_jail(ctx->cfg);
+}
+
 /* qmgr_post_jail - open the queue directories and the resolver */
 static void qmgr_post_jail(struct server_ctx *ctx)
 {
@@ -178,6 +184,7 @@ static void qmgr_post_jail(struct server_ctx *ctx)
     qmgr_dir_defer = spool_dir_fd(qmgr_cfg, "defer");
     qmgr_dir_bounce = spool_dir_fd(qmgr_cfg, "bounce");
     qmgr_resolver = resolver_open(qmgr_cfg);
+    signer_post_jail(qmgr_cfg);
     event_timer_setup(&run_timer, run_timer_fire, NULL);
     event_timer_arm(&run_timer, (uint64_t)cfg_time(qmgr_cfg, "queue_run_delay") * MS_PER_SEC);
     event_defer(qmgr_startup, NULL);
@@ -194,6 +201,7 @@ int main(int argc, char **argv)
 {
     static const struct event_server_hooks hooks = {
         .program = "qmgr",
+        .pre_jail = qmgr_pre_jail,
         .post_jail = qmgr_post_jail,
         .accept = qmgr_accept,
         .stop = qmgr_stop,

@@ -9,8 +9,10 @@
  * it (deferred/ with the retry time as mtime) or bounces it.
  *
  * Files: qmgr.c (main, hooks, triggers, timers), scan.c (directories and
- * moves), sched.c (resolution, jobs, concurrency), agent.c (the deliver/1
- * client), results.c (results, defer/bounce logs, expiry, finishing).
+ * moves), signer.c (DKIM signatures smtpd left pending, completed before
+ * scheduling), sched.c (resolution, jobs, concurrency), agent.c (the
+ * deliver/1 client), results.c (results, defer/bounce logs, expiry,
+ * finishing).
  */
 #ifndef POSTA_QMGR_H
 #define POSTA_QMGR_H
@@ -112,6 +114,16 @@ void scan_deferred(bool flush);
 /* scan_room - a message left active/: continue a scan stopped at the limit */
 void scan_room(void);
 size_t scan_active_count(void);
+
+/* signer.c */
+/* signer_pre_jail - the DKIM signing keys (as root) */
+void signer_pre_jail(struct cfg *cfg);
+/* signer_post_jail - start the signing thread when there are keys */
+void signer_post_jail(struct cfg *cfg);
+/* signer_wanted - m's queue file says a signature is pending */
+bool signer_wanted(const struct qmsg *m);
+/* signer_submit - complete m's signature in the thread, then sched_message(m) */
+void signer_submit(struct qmsg *m);
 
 /* sched.c */
 /* sched_message - resolve the pending recipients of m and queue its jobs */

@@ -107,7 +107,10 @@ static void activate(const char *qid)
     if (unlinkat(qmgr_dir_defer, qid, 0) < 0 && errno != ENOENT)
         msg_warn("%s: remove defer log: %m", qid);
     result_load_bounce_log(m);
-    sched_message(m);
+    if (signer_wanted(m))
+        signer_submit(m);   /* scheduled once signed */
+    else
+        sched_message(m);
 }
 
 /* incomplete - a file still being written, or a leftover to remove */

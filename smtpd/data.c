@@ -168,6 +168,8 @@ static int data_open(struct session *s, struct smtpd_result *r)
         qfw_recordf(s->qf, QREC_ATTR, "size=%lld", s->decl_size);
     qfw_recordf(s->qf, QREC_ATTR, "log_ident=%s", s->qid);
     qfw_recordf(s->qf, QREC_ATTR, "rewrite_context=remote");
+    if (mailauth_signs(s))
+        qfw_recordf(s->qf, QREC_ATTR, "%s=%s", QATTR_DKIM_SIGN, QATTR_DKIM_SIGN_PENDING);
     qfw_record(s->qf, QREC_SENDER, s->sender, strlen(s->sender));
     for (size_t i = 0; i < s->nrcpt; i++) {
         const struct smtpd_rcpt *rc = &s->rcpts[i];

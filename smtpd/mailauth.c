@@ -6,20 +6,26 @@
  * struct session has no slot for it). Its life: mailauth_mail (MAIL FROM)
  * starts SPF for the MAIL FROM and HELO identities; mailauth_data_start
  * decides whether the content must be held back; mailauth_content
- * collects the header block, then feeds the body to the verifier and the
- * signer as it streams and keeps it (in memory up to MA_MEM_MAX, then in
- * an unlinked temporary file in incoming/); mailauth_end waits for the
- * answers and writes what is final: the Authentication-Results field
- * (inbound) or the DKIM-Signature (our mail) right after smtpd's own
- * Received field, then the header (without Authentication-Results fields
- * that claim our authserv_id), then the body. Received stays the first
- * field (RFC 5321 4.4 trace order); A-R follows it, above everything
- * the message brought (RFC 8601 5: "at the top").
+ * collects the header block, then feeds the body to the verifier as it
+ * streams and keeps it (in memory up to MA_MEM_MAX, then in an unlinked
+ * temporary file in incoming/); mailauth_end waits for the answers and
+ * writes what is final: the Authentication-Results field right after
+ * smtpd's own Received field, then the header (without
+ * Authentication-Results fields that claim our authserv_id), then the
+ * body. Received stays the first field (RFC 5321 4.4 trace order); A-R
+ * follows it, above everything the message brought (RFC 8601 5: "at the
+ * top").
  *
  * "Our" mail is mail from an AUTH client or a mynetworks client: it is
  * signed when the signing table has a key for its From domain and is
- * not verified. When nothing needs holding back (no check on, or our
- * mail without a key) the content streams to the queue file as before.
+ * not verified. Nothing of it is held back: at the end of its header
+ * block the pending signature field (mail/dkim.h: placeholders for bh=
+ * and b=) goes right after Received, then the header (without
+ * X-DKIM-Pending fields the client wrote), and the body streams to the
+ * queue file; the queue file's dkim_sign attribute tells the queue
+ * manager to complete the signature before any delivery. The private-key
+ * work, the most expensive step of receiving our mail, thus runs after
+ * the 250, in the queue manager's signing thread.
  *
  * Quarantine with dmarc_quarantine_action = hold: the queue file is
  * renamed from incoming/ to hold/ before it is finished (still mode 0600,
@@ -113,7 +119,6 @@ struct mailauth {
     bool write_error;
 
     struct dkim_verify *dv;
-    struct dkim_sign *ds;
     enum dmarc_from_status from_st;
     struct buf from; /* the From domain */
 
@@ -189,7 +194,6 @@ void mailauth_abort(struct session *s)
     if (ma->dm != NULL)
         dmarc_eval_cancel(ma->dm);
     dkim_verify_free(ma->dv);
-    dkim_sign_free(ma->ds);
     if (ma->spill_fd >= 0)
         (void)close(ma->spill_fd);
     buf_free(&ma->hdr);
@@ -455,6 +459,20 @@ int mailauth_mail(struct session *s)
 
 /* ---- content ------------------------------------------------------------ */
 
+/* mailauth_signs - ours, with signing on (the state is made here when missing) */
+bool mailauth_signs(struct session *s)
+{
+    struct mailauth *ma;
+
+    if (!ma_conf.signing)
+        return false;
+    if ((ma = ma_find(s)) == NULL) {
+        ma = ma_get(s);
+        ma->ours = session_ours(s);
+    }
+    return ma->ours;
+}
+
 /* mailauth_data_start - decide whether the content is held back */
 void mailauth_data_start(struct session *s)
 {
@@ -512,6 +530,11 @@ static void header_fields(struct mailauth *ma, char ***fromv, size_t *nfrom)
         if (authres_field_is_ours(f, vlen, ma_conf.authserv_id)) {
             msg_info("%s: removed an Authentication-Results field claiming %s", ma->s->qid,
                      ma_conf.authserv_id);
+            continue;
+        }
+        if (ma->ours && field_name_is(f, vlen, DKIM_PENDING_HEADER)) {
+            msg_info("%s: removed a %s field from the client", ma->s->qid,
+                     DKIM_PENDING_HEADER);
             continue;
         }
         if (field_name_is(f, vlen, "From")) {
@@ -578,8 +601,22 @@ static void header_end(struct mailauth *ma)
         flush_header(ma);
         return;
     }
-    ma->ds = dkim_sign_new(k, &ma_conf.sign_opts, time(NULL));
-    dkim_sign_header(ma->ds, ma->hdr.data ? ma->hdr.data : "", ma->hdr.len);
+    /* the signature waits for the queue manager: see mailauth.h */
+    struct dkim_sign *ds = dkim_sign_new(k, &ma_conf.sign_opts, time(NULL));
+    struct buf field = BUF_INIT;
+    char *err = NULL;
+
+    dkim_sign_header(ds, ma->hdr.data ? ma->hdr.data : "", ma->hdr.len);
+    if (dkim_sign_pending(ds, "\n", &field, &err) == 0) {
+        buf_putc(&field, '\n');
+        qfw_content(ma->s->qf, field.data, field.len);
+    } else {
+        msg_warn("%s: DKIM signing: %s: message not signed", ma->s->qid, err ? err : "?");
+    }
+    free(err);
+    buf_free(&field);
+    dkim_sign_free(ds);
+    flush_header(ma);
 }
 
 /* body_keep - hold body bytes back: memory first, then a temporary file */
@@ -622,8 +659,6 @@ static void body_bytes(struct mailauth *ma, const char *p, size_t n)
         return;
     if (ma->dv != NULL)
         dkim_verify_body(ma->dv, p, n);
-    if (ma->ds != NULL)
-        dkim_sign_body(ma->ds, p, n);
     body_keep(ma, p, n);
 }
 
@@ -838,18 +873,7 @@ static void verdict(struct mailauth *ma)
 
     ma->decided = true;
     s->wait &= ~SW_COMMIT;
-    if (ma->ds != NULL) {
-        char *err = NULL;
-
-        if (dkim_sign_finish(ma->ds, "\n", &trace, &err) < 0) {
-            msg_warn("%s: DKIM signing: %s: message not signed", s->qid, err ? err : "?");
-            buf_reset(&trace);
-        } else {
-            (void)buf_putc(&trace, '\n');
-            msg_info("%s: DKIM-Signature added d=%s", s->qid, buf_str(&ma->from));
-        }
-        free(err);
-    } else if (!ma->ours) {
+    if (!ma->ours) {
         if (ma->dm_done)
             act = dmarc_action(&ma->dmo, &ma_conf.dmarc_set, &rep);
         log_results(ma, act == DMARC_ACTION_REJECT  ? "reject"

@@ -8,16 +8,19 @@
  *                spf_fail_action = reject the 250 waits for the result.
  *   DATA/BDAT    the header block is collected (bounded by
  *                header_size_limit); the body streams into the DKIM
- *                verifier or signer and is held back (memory, then an
- *                unlinked temporary file) so that the trace fields that
- *                depend on the whole message can go on top.
+ *                verifier and is held back (memory, then an unlinked
+ *                temporary file) so that the trace fields that depend
+ *                on the whole message can go on top.
  *   end of data  the reply waits for the DKIM keys, SPF and DMARC; then
  *                550 5.7.1 (DMARC reject), 451 4.7.1 (temperror with
  *                dmarc_temperror_action = defer), hold (quarantine), or
  *                the queue file gets Received, Authentication-Results,
  *                the header and the body, and the group commit goes on.
  * "Our" mail (an AUTH client, a mynetworks client) is signed instead of
- * verified. See man/posta-auth.5.
+ * verified, and never held back: the header block is read, the pending
+ * signature field (placeholders for bh= and b=) is written above it, and
+ * the body streams to the queue file; the queue manager computes the
+ * signature before any delivery. See man/posta-auth.5.
  */
 #ifndef POSTA_SMTPD_MAILAUTH_H
 #define POSTA_SMTPD_MAILAUTH_H
@@ -41,6 +44,13 @@ void mailauth_post_jail(struct cfg *cfg);
  */
 #define MAILAUTH_LATER (-1)
 int mailauth_mail(struct session *s);
+/*
+ * mailauth_signs - the transaction is ours and signing is on: the queue
+ * file gets the dkim_sign attribute (before its content starts), and the
+ * signature field with placeholders right after Received when the From
+ * domain has a key; the queue manager completes it (mail/dkim.h)
+ */
+bool mailauth_signs(struct session *s);
 /* mailauth_data_start - content starts (after Received was written) */
 void mailauth_data_start(struct session *s);
 /* mailauth_content - decoded content; true when mailauth took the bytes */

@@ -230,6 +230,36 @@ void dkim_sign_body(struct dkim_sign *s, const void *p, size_t n);
 int dkim_sign_finish(struct dkim_sign *s, const char *eol, struct buf *out, char **err);
 void dkim_sign_free(struct dkim_sign *s);
 
+/*
+ * Deferred signing. smtpd writes, when the message is queued, the
+ * signature field with placeholders (DKIM_PENDING_CHAR where the base64
+ * of bh= and b= goes) under the name DKIM_PENDING_HEADER, which has the
+ * length of "DKIM-Signature"; the queue manager completes it in place
+ * before any delivery: the same bytes, the real values, the real name.
+ * RSA PKCS#1 v1.5 and Ed25519 signatures are deterministic, so completing
+ * the same field again (after a crash) writes the same signature.
+ */
+#define DKIM_PENDING_HEADER "X-DKIM-Pending"
+#define DKIM_PENDING_CHAR '*'
+/* dkim_sign_pending - like dkim_sign_finish, without body or signature yet */
+int dkim_sign_pending(struct dkim_sign *s, const char *eol, struct buf *out, char **err);
+/* dkim_keys_lookup - the key that signs for d=domain s=selector, or NULL */
+struct dkim_key *dkim_keys_lookup(struct dkim_keys *ks, const char *domain,
+                                  const char *selector);
+/* dkim_complete_needed - field (as stored) still waits for its values */
+bool dkim_complete_needed(const char *field, size_t flen);
+struct dkim_complete;
+/* dkim_complete_new - parse a pending field, find its key; NULL + *err (malloc'ed) */
+struct dkim_complete *dkim_complete_new(struct dkim_keys *ks, const char *field, size_t flen,
+                                        char **err);
+/* dkim_complete_header - the header block below the pending field */
+void dkim_complete_header(struct dkim_complete *c, const char *hdr, size_t len);
+void dkim_complete_body(struct dkim_complete *c, const void *p, size_t n);
+/* dkim_complete_finish - append the finished field (flen bytes) to out; 0 or -1 + *err */
+int dkim_complete_finish(struct dkim_complete *c, struct buf *out, char **err);
+const char *dkim_complete_domain(const struct dkim_complete *c);
+void dkim_complete_free(struct dkim_complete *c);
+
 /* ---- verification (dkim.c) ------------------------------------------------- */
 
 struct dkim_result {

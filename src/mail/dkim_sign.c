@@ -43,6 +43,9 @@
 #include "util/log.h"
 
 #define TAB_WIDTH 8
+
+_Static_assert(sizeof(DKIM_PENDING_HEADER) == sizeof(DKIM_SIG_HEADER),
+               "a pending field becomes a DKIM-Signature in place");
 #define NO_GID ((gid_t)-1)
 #define ED25519_PUB_LEN 32
 #define KEY_PUB_DER_MAX 4096
@@ -572,11 +575,24 @@ static void fold_tag(struct fold *f, const char *tag, bool first)
     f->col += n;
 }
 
+/* fold_chars - a value that may break anywhere: wrap at DKIM_HEADER_WIDTH */
+static void fold_chars(struct fold *f, const char *p)
+{
+    while (*p) {
+        if (f->col >= DKIM_HEADER_WIDTH)
+            fold_break(f);
+        size_t room = DKIM_HEADER_WIDTH - f->col, n = strlen(p);
+        if (n > room)
+            n = room;
+        buf_append(f->out, p, n);
+        f->col += n;
+        p += n;
+    }
+}
+
 /* fold_long - "name=" then a value that may break anywhere (base64) */
 static void fold_long(struct fold *f, const char *name, const char *value)
 {
-    size_t room;
-
     buf_putc(f->out, ';');
     f->col++;
     if (f->col + 1 + strlen(name) + 1 + 8 > DKIM_HEADER_WIDTH) {   /* 8: a useful start */
@@ -588,15 +604,7 @@ static void fold_long(struct fold *f, const char *name, const char *value)
     buf_puts(f->out, name);
     buf_putc(f->out, '=');
     f->col += strlen(name) + 1;
-    while (*value) {
-        if (f->col >= DKIM_HEADER_WIDTH)
-            fold_break(f);
-        room = DKIM_HEADER_WIDTH - f->col;
-        size_t n = strlen(value) < room ? strlen(value) : room;
-        buf_append(f->out, value, n);
-        f->col += n;
-        value += n;
-    }
+    fold_chars(f, value);
 }
 
 /* fold_hlist - "h=" with the names, breaking after a ':' when needed */
@@ -660,20 +668,42 @@ static int sign_data(struct dkim_key *k, const struct buf *data, struct buf *sig
     return 0;
 }
 
-/* dkim_sign_finish - the DKIM-Signature header */
-int dkim_sign_finish(struct dkim_sign *s, const char *eol, struct buf *out, char **err)
+/* placeholder - base64 of n zero bytes with each 'A' a DKIM_PENDING_CHAR */
+static void placeholder(size_t n, struct buf *out)
 {
-    unsigned char bh[DKIM_SHA256_LEN];
-    unsigned bhlen = 0;
-    struct buf hdr = BUF_INIT, data = BUF_INIT, b64 = BUF_INIT, sigb64 = BUF_INIT;
+    unsigned char *zero = xcalloc(n ? n : 1, 1);
+    size_t start = out->len;
+
+    dkim_b64(zero, n, out);
+    free(zero);
+    for (size_t i = start; i < out->len; i++)
+        if (out->data[i] == 'A')
+            out->data[i] = DKIM_PENDING_CHAR;
+}
+
+/* emit - hdr (CRLF line ends) to out with the caller's line ends */
+static void emit(const struct buf *hdr, const char *eol, struct buf *out)
+{
+    for (const char *p = buf_str(hdr); *p; p++) {
+        if (p[0] == '\r' && p[1] == '\n') {
+            buf_puts(out, eol);
+            p++;
+        } else {
+            buf_putc(out, *p);
+        }
+    }
+}
+
+/*
+ * sign_head - the field up to and including "b=" (CRLF folds) with body
+ * hash bh64; *h (malloc'ed, names owned by s) gets the h= list. -1 + *err
+ * when the message has no From.
+ */
+static int sign_head(struct dkim_sign *s, const char *bh64, struct fold *f, char ***hp,
+                     size_t *nhp, char **err)
+{
     char **h = NULL, tag[128];
     size_t nh = 0, i, j, count, from = 0;
-    struct fold f = {&hdr, 0};
-    int rc = -1;
-
-    dkim_body_final(&s->body);
-    if (EVP_DigestFinal_ex(s->bctx, bh, &bhlen) != 1)
-        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
 
     /* h=: each configured name as often as it occurs; From once more */
     for (i = 0; i < s->nnames; i++) {
@@ -687,61 +717,64 @@ int dkim_sign_finish(struct dkim_sign *s, const char *eol, struct buf *out, char
         }
     }
     if (from == 0) {
+        free(h);
         *err = xstrdup("DKIM: the message has no From header");
-        goto out;
+        return -1;
     }
-
-    buf_puts(&hdr, DKIM_SIG_HEADER ": v=1");
-    f.col = strlen(DKIM_SIG_HEADER ": v=1");
-    fold_tag(&f, s->key->alg == DKIM_ALG_RSA_SHA256 ? "a=rsa-sha256" : "a=ed25519-sha256", false);
+    buf_puts(f->out, DKIM_SIG_HEADER ": v=1");
+    f->col = strlen(DKIM_SIG_HEADER ": v=1");
+    fold_tag(f, s->key->alg == DKIM_ALG_RSA_SHA256 ? "a=rsa-sha256" : "a=ed25519-sha256", false);
     snprintf(tag, sizeof(tag), "c=%s/%s", s->hcanon == DKIM_CANON_RELAXED ? "relaxed" : "simple",
              s->bcanon == DKIM_CANON_RELAXED ? "relaxed" : "simple");
-    fold_tag(&f, tag, false);
+    fold_tag(f, tag, false);
     char *dtag = xasprintf("d=%s", s->key->domain);
-    fold_tag(&f, dtag, false);
+    fold_tag(f, dtag, false);
     free(dtag);
     char *stag = xasprintf("s=%s", s->key->selector);
-    fold_tag(&f, stag, false);
+    fold_tag(f, stag, false);
     free(stag);
     snprintf(tag, sizeof(tag), "t=%lld", (long long)s->now);
-    fold_tag(&f, tag, false);
+    fold_tag(f, tag, false);
     if (s->expire > 0) {
         snprintf(tag, sizeof(tag), "x=%lld", (long long)s->now + s->expire);
-        fold_tag(&f, tag, false);
+        fold_tag(f, tag, false);
     }
-    fold_hlist(&f, h, nh);
-    dkim_b64(bh, bhlen, &b64);
-    fold_long(&f, "bh", buf_str(&b64));
+    fold_hlist(f, h, nh);
+    fold_long(f, "bh", bh64);
     /* b= goes on a line of its own: its value is all that follows */
-    buf_putc(&hdr, ';');
-    fold_break(&f);
-    buf_puts(&hdr, "b=");
-    f.col += 2;
+    buf_putc(f->out, ';');
+    fold_break(f);
+    buf_puts(f->out, "b=");
+    f->col += 2;
+    *hp = h;
+    *nhp = nh;
+    return 0;
+}
 
+/* dkim_sign_finish - the DKIM-Signature header */
+int dkim_sign_finish(struct dkim_sign *s, const char *eol, struct buf *out, char **err)
+{
+    unsigned char bh[DKIM_SHA256_LEN];
+    unsigned bhlen = 0;
+    struct buf hdr = BUF_INIT, data = BUF_INIT, b64 = BUF_INIT, sigb64 = BUF_INIT;
+    char **h = NULL;
+    size_t nh = 0;
+    struct fold f = {&hdr, 0};
+    int rc = -1;
+
+    dkim_body_final(&s->body);
+    if (EVP_DigestFinal_ex(s->bctx, bh, &bhlen) != 1)
+        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
+    dkim_b64(bh, bhlen, &b64);
+    if (sign_head(s, buf_str(&b64), &f, &h, &nh, err) < 0)
+        goto out;
     dkim_hash_headers(&s->fields, h, nh, s->hcanon, &data);
     dkim_canon_header(s->hcanon, hdr.data, hdr.len, &data);
     buf_truncate(&data, data.len - 2);   /* the signature's own field: no CRLF */
     if (sign_data(s->key, &data, &sigb64, err) < 0)
         goto out;
-    for (const char *p = buf_str(&sigb64); *p;) {
-        if (f.col >= DKIM_HEADER_WIDTH)
-            fold_break(&f);
-        size_t room = DKIM_HEADER_WIDTH - f.col, n = strlen(p);
-        if (n > room)
-            n = room;
-        buf_append(&hdr, p, n);
-        f.col += n;
-        p += n;
-    }
-    /* the caller's line ends */
-    for (const char *p = buf_str(&hdr); *p; p++) {
-        if (p[0] == '\r' && p[1] == '\n') {
-            buf_puts(out, eol);
-            p++;
-        } else {
-            buf_putc(out, *p);
-        }
-    }
+    fold_chars(&f, buf_str(&sigb64));
+    emit(&hdr, eol, out);
     rc = 0;
 out:
     free(h);
@@ -749,6 +782,32 @@ out:
     buf_free(&data);
     buf_free(&b64);
     buf_free(&sigb64);
+    return rc;
+}
+
+/* dkim_sign_pending - the field with placeholders, for dkim_complete_* later */
+int dkim_sign_pending(struct dkim_sign *s, const char *eol, struct buf *out, char **err)
+{
+    struct buf hdr = BUF_INIT, b64 = BUF_INIT;
+    char **h = NULL;
+    size_t nh = 0, start = out->len;
+    struct fold f = {&hdr, 0};
+    int rc = -1;
+
+    placeholder(DKIM_SHA256_LEN, &b64);
+    if (sign_head(s, buf_str(&b64), &f, &h, &nh, err) < 0)
+        goto out;
+    buf_reset(&b64);
+    placeholder((size_t)EVP_PKEY_get_size(s->key->pkey), &b64);
+    fold_chars(&f, buf_str(&b64));
+    emit(&hdr, eol, out);
+    /* the same length as the name it becomes (see dkim.h) */
+    memcpy(out->data + start, DKIM_PENDING_HEADER, strlen(DKIM_PENDING_HEADER));
+    rc = 0;
+out:
+    free(h);
+    buf_free(&hdr);
+    buf_free(&b64);
     return rc;
 }
 
@@ -764,4 +823,217 @@ void dkim_sign_free(struct dkim_sign *s)
     EVP_MD_CTX_free(s->bctx);
     dkim_key_release(s->key);
     free(s);
+}
+
+/* ---- completing a pending signature (deferred signing) ------------------------ */
+
+/* dkim_keys_lookup - the key for d= and s=: loaded ones, then the table */
+struct dkim_key *dkim_keys_lookup(struct dkim_keys *ks, const char *domain,
+                                  const char *selector)
+{
+    struct dkim_key *k;
+    bool tempfail;
+
+    for (size_t i = 0; i < ks->n; i++)
+        if (strcasecmp(ks->e[i].domain, domain) == 0
+            && strcmp(ks->e[i].selector, selector) == 0)
+            return ks->e[i].key;
+    k = dkim_keys_find(ks, domain, &tempfail);
+    if (k != NULL && strcasecmp(k->domain, domain) == 0 && strcmp(k->selector, selector) == 0)
+        return k;
+    return NULL;
+}
+
+struct dkim_complete {
+    char *field;             /* the stored field, any line ends */
+    size_t flen;
+    struct dkim_sig sig;     /* its tags (placeholders read as zero bytes) */
+    struct dkim_key *key;
+    struct dkim_fields fields;
+    EVP_MD_CTX *bctx;
+    struct dkim_body body;
+};
+
+/* name_is - does field start with exactly name ':'? */
+static bool name_is(const char *field, size_t flen, const char *name)
+{
+    size_t n = strlen(name);
+
+    return flen > n && memcmp(field, name, n) == 0 && field[n] == ':';
+}
+
+/* dkim_complete_needed - is field a pending signature, or one a crash left half written? */
+bool dkim_complete_needed(const char *field, size_t flen)
+{
+    if (name_is(field, flen, DKIM_PENDING_HEADER))
+        return true;
+    return name_is(field, flen, DKIM_SIG_HEADER) && memchr(field, DKIM_PENDING_CHAR, flen);
+}
+
+/* complete_body_fn - canonical body bytes into the body hash */
+static void complete_body_fn(void *ctx, const void *p, size_t n)
+{
+    struct dkim_complete *c = ctx;
+
+    EVP_DigestUpdate(c->bctx, p, n);
+}
+
+/* dkim_complete_new - parse a pending field and find its key; NULL + *err */
+struct dkim_complete *dkim_complete_new(struct dkim_keys *ks, const char *field, size_t flen,
+                                        char **err)
+{
+    struct dkim_complete *c;
+    const char *why = NULL;
+    size_t nlen = strlen(DKIM_SIG_HEADER);
+    char *value;
+
+    if (!name_is(field, flen, DKIM_PENDING_HEADER) && !name_is(field, flen, DKIM_SIG_HEADER)) {
+        *err = xstrdup("not a pending DKIM signature");
+        return NULL;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->field = xmemdup(field, flen);
+    c->flen = flen;
+    /* the placeholders as the base64 zero bytes they stand for */
+    value = xstrndup(field + nlen + 1, flen - nlen - 1);
+    for (char *p = value; *p; p++)
+        if (*p == DKIM_PENDING_CHAR)
+            *p = 'A';
+    if (dkim_sig_parse(value, strlen(value), &c->sig, &why) < 0) {
+        *err = xasprintf("pending DKIM signature: %s", why);
+        goto fail;
+    }
+    if ((c->key = dkim_keys_lookup(ks, c->sig.d, c->sig.s)) == NULL) {
+        *err = xasprintf("no signing key for d=%s s=%s", c->sig.d, c->sig.s);
+        goto fail;
+    }
+    if (c->key->alg != c->sig.alg
+        || c->sig.blen != (size_t)EVP_PKEY_get_size(c->key->pkey)) {
+        *err = xasprintf("the key for d=%s s=%s changed since the message was queued",
+                         c->sig.d, c->sig.s);
+        goto fail;
+    }
+    c->key->refs++;
+    if ((c->bctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(c->bctx, EVP_sha256(), NULL) != 1)
+        msg_fatal("DKIM: cannot start SHA-256: %s", ossl_why());
+    dkim_body_init(&c->body, c->sig.bcanon, complete_body_fn, c);
+    free(value);
+    return c;
+fail:
+    free(value);
+    c->key = NULL;
+    dkim_complete_free(c);
+    return NULL;
+}
+
+/* dkim_complete_header - the header block the signature covers (without the pending field) */
+void dkim_complete_header(struct dkim_complete *c, const char *hdr, size_t len)
+{
+    dkim_fields_free(&c->fields);
+    dkim_fields_collect(&c->fields, hdr, len);
+}
+
+/* dkim_complete_body - a chunk of the body */
+void dkim_complete_body(struct dkim_complete *c, const void *p, size_t n)
+{
+    dkim_body_update(&c->body, p, n);
+}
+
+/* tag_value - offset of the value of tag name (after "name="), or flen */
+static size_t tag_value(const char *f, size_t flen, const char *name, size_t from)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = from; i + n + 1 <= flen; i++) {
+        if (f[i] != ';' && f[i] != ':')
+            continue;
+        size_t j = i + 1;
+        while (j < flen && (f[j] == ' ' || f[j] == '\t' || f[j] == '\r' || f[j] == '\n'))
+            j++;
+        if (j + n + 1 <= flen && memcmp(f + j, name, n) == 0 && f[j + n] == '=')
+            return j + n + 1;
+    }
+    return flen;
+}
+
+/* fill - overwrite the value at f[at...] (up to ';' or the end) skipping white space */
+static bool fill(char *f, size_t flen, size_t at, const char *chars)
+{
+    size_t n = strlen(chars), k = 0;
+
+    for (size_t i = at; i < flen && f[i] != ';'; i++) {
+        if (f[i] == ' ' || f[i] == '\t' || f[i] == '\r' || f[i] == '\n')
+            continue;
+        if (k == n)
+            return false;
+        f[i] = chars[k++];
+    }
+    return k == n;
+}
+
+/* dkim_complete_finish - the finished field, exactly as long as the pending one */
+int dkim_complete_finish(struct dkim_complete *c, struct buf *out, char **err)
+{
+    unsigned char bh[DKIM_SHA256_LEN];
+    unsigned bhlen = 0;
+    struct buf b64 = BUF_INIT, head = BUF_INIT, data = BUF_INIT, sigb64 = BUF_INIT;
+    char *f = xmemdup(c->field, c->flen);
+    size_t bhat, bat;
+    int rc = -1;
+
+    dkim_body_final(&c->body);
+    if (EVP_DigestFinal_ex(c->bctx, bh, &bhlen) != 1)
+        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
+    dkim_b64(bh, bhlen, &b64);
+    memcpy(f, DKIM_SIG_HEADER, strlen(DKIM_SIG_HEADER));
+    bhat = tag_value(f, c->flen, "bh", 0);
+    /* b= is the last tag: everything after "b=" is its value */
+    bat = tag_value(f, c->flen, "b", bhat);
+    if (bhat == c->flen || bat == c->flen || !fill(f, c->flen, bhat, buf_str(&b64))) {
+        *err = xstrdup("pending DKIM signature: bh= or b= is not where it was written");
+        goto out;
+    }
+    /* the signature's own field with b= empty, CRLF line ends, no final CRLF */
+    for (size_t i = 0; i < bat; i++) {
+        if (f[i] == '\n' && (i == 0 || f[i - 1] != '\r'))
+            buf_putc(&head, '\r');
+        buf_putc(&head, f[i]);
+    }
+    dkim_hash_headers(&c->fields, c->sig.h, c->sig.nh, c->sig.hcanon, &data);
+    dkim_canon_header(c->sig.hcanon, head.data, head.len, &data);
+    buf_truncate(&data, data.len - 2);
+    if (sign_data(c->key, &data, &sigb64, err) < 0)
+        goto out;
+    if (!fill(f, c->flen, bat, buf_str(&sigb64))) {
+        *err = xstrdup("pending DKIM signature: b= has not the signature's length");
+        goto out;
+    }
+    buf_append(out, f, c->flen);
+    rc = 0;
+out:
+    free(f);
+    buf_free(&b64);
+    buf_free(&head);
+    buf_free(&data);
+    buf_free(&sigb64);
+    return rc;
+}
+
+/* dkim_complete_domain - d= of the pending signature */
+const char *dkim_complete_domain(const struct dkim_complete *c)
+{
+    return c->sig.d;
+}
+
+/* dkim_complete_free - release a completion state */
+void dkim_complete_free(struct dkim_complete *c)
+{
+    if (c == NULL)
+        return;
+    free(c->field);
+    dkim_sig_free(&c->sig);
+    dkim_key_release(c->key);
+    dkim_fields_free(&c->fields);
+    EVP_MD_CTX_free(c->bctx);
+    free(c);
 }

@@ -22,7 +22,11 @@
  *   QREC_ATTR*    "name=value": client_name, client_address, client_port,
  *                 helo_name, protocol (SMTP/ESMTP), encoding (7bit/8bitmime),
  *                 smtputf8 (yes), envid, ret (FULL/HDRS), log_ident,
- *                 size (declared SIZE=), rewrite_context ... (open-ended)
+ *                 size (declared SIZE=), rewrite_context, dkim_sign
+ *                 ("pending": smtpd wrote a DKIM signature field with
+ *                 placeholders as the content's second field, for the
+ *                 queue manager to complete; see mail/dkim.h) ...
+ *                 (open-ended)
  *   QREC_SENDER   envelope sender ("" for the null sender <>)
  *   per recipient: optional QREC_ORCPT "addr-type;xtext-decoded address",
  *                  optional QREC_NOTIFY decimal bit mask (QNOTIFY_*),
@@ -86,6 +90,8 @@ enum qrec_type {
 };
 
 #define QFILE_VERSION "posta-queue 1"
+#define QATTR_DKIM_SIGN "dkim_sign"
+#define QATTR_DKIM_SIGN_PENDING "pending"
 #define QFILE_CHUNK 65536
 #define QFILE_REC_MAX ((((size_t)1) << 31) - 1)
 #define QFILE_ENV_REC_MAX 65536               /* one envelope record's payload */

@@ -9,7 +9,9 @@ NXDOMAIN. SMTP clients come from 127.0.0.x source addresses.
     sendmail (pickup) is relayed to a capture peer (netlab.Peer
     capture.py) with a DKIM-Signature that dkimpy (python3-dkim)
     verifies, for keys made by `posta dkim keygen` (rsa and ed25519),
-    also after a relay hop re-folds a signed header (relaxed);
+    also after a relay hop re-folds a signed header (relaxed); the
+    signature is completed by the queue manager after the 250 (a pending
+    field in the queue file), also when a crash left it half written;
   - verification: messages signed by dkimpy (valid, body changed, header
     changed, wrong key, missing key) get dkim= pass / fail / fail /
     fail / permerror, as dkimpy judges them;
@@ -258,6 +260,71 @@ def test_signed_mail_verifies_with_dkimpy(make_posta, lab, tmp_path, dns_factory
     assert b"DKIM-Signature:" not in by_subject["no key"]
     # signed mail is not judged: no Authentication-Results
     assert all(b"Authentication-Results:" not in c for c in by_subject.values())
+    inst.wait_queue_empty()
+
+
+@pytest.mark.delivery
+def test_signature_completed_after_queue(make_posta, lab, tmp_path, dns_factory):
+    """The 250 comes before the signature: smtpd queues a pending field
+    (X-DKIM-Pending, placeholders) and the dkim_sign attribute; a queue
+    manager that starts later, even on a field a crash left half written,
+    completes it before delivery. A client's own X-DKIM-Pending is removed."""
+    key, qname, record = keygen(tmp_path / "keys", "example.com", "srsa", "rsa")
+    dns = dns_factory([(qname, record)])
+    table = tmp_path / "dkim_domains"
+    table.write_text("example.com srsa:%s\n" % key)
+    peer = netlab.Peer(lab, lab.root / "peer-capture", "capture.py", listen="127.0.0.1:0")
+    inst = make_posta("posta")
+    inst.set_param("relayhost", "[127.0.0.1]:%d" % peer.port)
+    inst.set_param("dns_servers", "127.0.0.1:%d" % dns.port)
+    inst.set_param("dkim_signing_table", "texthash:%s" % table)
+    with_qmgr = inst.master_cf.read_text()
+    # no queue manager yet: what smtpd queued stays in incoming/
+    inst.master_cf.write_text("".join(l for l in with_qmgr.splitlines(True)
+                                      if not l.startswith("qmgr")))
+    inst.start()
+    forged = (b"X-DKIM-Pending: v=1; a=rsa-sha256; d=example.com; s=srsa; h=from; bh=*; b=*\r\n")
+    qids = {}
+    for subject, extra in (("torn", b""), ("forged", forged)):
+        with inst.smtp(source=INSIDE) as c:
+            c.ehlo("client.example.net")
+            assert c.mail("alice@example.com")[0] == 250
+            assert c.rcpt(REMOTE_RCPT)[0] == 250
+            code, text = c.data(message("alice@example.com", subject, extra=extra))
+            assert code == 250, (code, text)
+            qids[subject] = helpers.queued_id(text)
+    for subject, qid in qids.items():
+        q = inst.qfile(qid) if qid in inst.complete_files() else None
+        assert q is not None, (qid, inst.queue_files(), inst.log()[-3000:])
+        assert q["attrs"].get("dkim_sign") == "pending", q["attrs"]
+        fields = header_fields(q["content"])
+        assert fields[0][0] == "received" and fields[1][0] == "x-dkim-pending", fields[:3]
+        assert "*" in fields[1][1] and "d=example.com" in fields[1][1]
+        assert [n for n, _ in fields].count("x-dkim-pending") == 1, fields
+    assert "removed a X-DKIM-Pending field from the client" in inst.log()
+    # a crash after the name was written but not the values
+    path = inst.spool / "incoming" / qids["torn"]
+    data = path.read_bytes()
+    at = data.index(b"X-DKIM-Pending:")
+    path.write_bytes(data[:at] + b"DKIM-Signature:" + data[at + 15:])
+    assert inst.stop().returncode == 0
+    inst.master_cf.write_text(with_qmgr)
+    inst.start()
+
+    msgs = peer.wait_messages(2, WAIT, lambda: inst.log()[-4000:])
+
+    def dnsfunc(name, timeout=5):
+        n = name.decode() if isinstance(name, bytes) else name
+        return record.encode() if n.rstrip(".") == qname else b""
+
+    for m in msgs:
+        content = netlab.unstuff(m["raw"])
+        head = content.split(b"\r\n\r\n")[0]
+        assert head.count(b"DKIM-Signature:") == 1 and b"X-DKIM-Pending" not in head, head
+        assert b"*" not in head, head
+        assert dkim.verify(content, dnsfunc=dnsfunc), content
+    for qid in qids.values():
+        inst.wait_log(r"%s: DKIM-Signature added d=example.com" % qid, timeout=WAIT)
     inst.wait_queue_empty()
 
 
