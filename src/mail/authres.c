@@ -62,15 +62,11 @@ static bool plain_value(const char *v)
     return true;
 }
 
-/* put_value - v bare or as a quoted string */
-static void put_value(struct buf *out, const char *v)
+/* put_quoted - v as a quoted string, control characters dropped */
+static void put_quoted(struct buf *out, const char *v)
 {
     const char *p;
 
-    if (plain_value(v)) {
-        buf_puts(out, v);
-        return;
-    }
     buf_putc(out, '"');
     for (p = v; *p; p++) {
         if ((unsigned char)*p < ' ' || *p == 0x7f)
@@ -82,6 +78,15 @@ static void put_value(struct buf *out, const char *v)
     buf_putc(out, '"');
 }
 
+/* put_value - v bare or as a quoted string */
+static void put_value(struct buf *out, const char *v)
+{
+    if (plain_value(v))
+        buf_puts(out, v);
+    else
+        put_quoted(out, v);
+}
+
 /* put_kv_value - RFC 7208 key-value-pair value: dot-atom or quoted string */
 static void put_kv_value(struct buf *out, const char *v)
 {
@@ -91,19 +96,20 @@ static void put_kv_value(struct buf *out, const char *v)
     for (p = v; *p && atom; p++)
         if (!is_atext((unsigned char)*p) && !(*p == '.' && p[1] != '.' && p[1] != 0))
             atom = false;
-    if (atom) {
+    if (atom)
         buf_puts(out, v);
+    else
+        put_quoted(out, v);
+}
+
+/* put_kv - " key=value;" (Received-SPF) when value is set */
+static void put_kv(struct buf *out, const char *key, const char *value)
+{
+    if (value == NULL || *value == 0)
         return;
-    }
-    buf_putc(out, '"');
-    for (p = v; *p; p++) {
-        if ((unsigned char)*p < ' ' || *p == 0x7f)
-            continue;
-        if (*p == '"' || *p == '\\')
-            buf_putc(out, '\\');
-        buf_putc(out, (unsigned char)*p);
-    }
-    buf_putc(out, '"');
+    buf_printf(out, " %s=", key);
+    put_kv_value(out, value);
+    buf_putc(out, ';');
 }
 
 /* put_comment_text - free text made safe inside a comment */
@@ -133,6 +139,23 @@ static void put_prop(struct buf *out, const char *prop, const char *value, size_
     free(v);
 }
 
+/*
+ * put_clause - ";method=result (comment) prop=value": one resinfo; the
+ * comment and the property only when set. Returns 1 (a clause written).
+ */
+static size_t put_clause(struct buf *out, const char *method, const char *result,
+                         const char *comment, const char *prop, const char *value)
+{
+    buf_printf(out, ";" FOLD "%s=%s", method, result);
+    if (comment != NULL && *comment) {
+        buf_puts(out, " (");
+        put_comment_text(out, comment);
+        buf_putc(out, ')');
+    }
+    put_prop(out, prop, value, 0);
+    return 1;
+}
+
 /* dkim_result_ok - a result word RFC 8601 defines for dkim */
 static const char *dkim_result_word(const char *r)
 {
@@ -151,46 +174,35 @@ void authres_build(const struct authres *ar, struct buf *out)
 {
     size_t i, n = 0;
     const struct authres_dkim *d;
+    char *comment = NULL;
 
     buf_reset(out);
     buf_printf(out, "%s: ", AUTHRES_HEADER);
     put_value(out, ar->authserv_id && *ar->authserv_id ? ar->authserv_id : "localhost");
-    if (ar->spf_checked) {
-        buf_printf(out, ";" FOLD "spf=%s", spf_result_name(ar->spf));
-        put_prop(out, "smtp.mailfrom", ar->mailfrom, 0);
-        n++;
-    }
-    if (ar->helo_checked) {
-        buf_printf(out, ";" FOLD "spf=%s", spf_result_name(ar->spf_helo));
-        put_prop(out, "smtp.helo", ar->helo, 0);
-        n++;
-    }
-    if (ar->dkim_checked && ar->ndkim == 0) {
-        buf_puts(out, ";" FOLD "dkim=none");
-        n++;
-    }
+    if (ar->spf_checked)
+        n += put_clause(out, "spf", spf_result_name(ar->spf), NULL, "smtp.mailfrom",
+                        ar->mailfrom);
+    if (ar->helo_checked)
+        n += put_clause(out, "spf", spf_result_name(ar->spf_helo), NULL, "smtp.helo",
+                        ar->helo);
+    if (ar->dkim_checked && ar->ndkim == 0)
+        n += put_clause(out, "dkim", "none", NULL, NULL, NULL);
     for (i = 0; i < ar->ndkim; i++) {
         d = &ar->dkim[i];
-        buf_printf(out, ";" FOLD "dkim=%s", dkim_result_word(d->result));
-        if (d->reason != NULL && *d->reason) {
-            buf_puts(out, " (");
-            put_comment_text(out, d->reason);
-            buf_putc(out, ')');
-        }
-        put_prop(out, "header.d", d->domain, 0);
+        n += put_clause(out, "dkim", dkim_result_word(d->result), d->reason, "header.d",
+                        d->domain);
         put_prop(out, "header.s", d->selector, 0);
         put_prop(out, "header.b", d->b, AUTHRES_B_PREFIX);
-        n++;
     }
     if (ar->dmarc_checked) {
-        buf_printf(out, ";" FOLD "dmarc=%s", dmarc_result_name(ar->dmarc));
         if ((ar->dmarc == DMARC_RESULT_PASS || ar->dmarc == DMARC_RESULT_FAIL)
             && ar->policy != DMARC_POLICY_UNSET)
-            buf_printf(out, " (p=%s dis=%s)", dmarc_policy_name(ar->policy),
-                       dmarc_policy_name(ar->disposition == DMARC_POLICY_UNSET
-                                             ? DMARC_POLICY_NONE : ar->disposition));
-        put_prop(out, "header.from", ar->from_domain, 0);
-        n++;
+            comment = xasprintf("p=%s dis=%s", dmarc_policy_name(ar->policy),
+                                dmarc_policy_name(ar->disposition == DMARC_POLICY_UNSET
+                                                      ? DMARC_POLICY_NONE : ar->disposition));
+        n += put_clause(out, "dmarc", dmarc_result_name(ar->dmarc), comment, "header.from",
+                        ar->from_domain);
+        free(comment);
     }
     if (n == 0)
         buf_puts(out, "; none");
@@ -323,16 +335,8 @@ void authres_received_spf(enum spf_result r, const char *receiver, const char *c
     buf_puts(out, ")" FOLD "client-ip=");
     put_kv_value(out, client_ip ? client_ip : "");
     buf_puts(out, ";");
-    if (envelope_from != NULL && *envelope_from) {
-        buf_puts(out, " envelope-from=");
-        put_kv_value(out, envelope_from);
-        buf_puts(out, ";");
-    }
-    if (helo != NULL && *helo) {
-        buf_puts(out, " helo=");
-        put_kv_value(out, helo);
-        buf_puts(out, ";");
-    }
+    put_kv(out, "envelope-from", envelope_from);
+    put_kv(out, "helo", helo);
     buf_puts(out, FOLD "receiver=");
     put_kv_value(out, receiver && *receiver ? receiver : "unknown");
     buf_puts(out, "; identity=");

@@ -288,21 +288,36 @@ bool dkim_parse_canon(const char *text, enum dkim_canon *hc, enum dkim_canon *bc
            && parse_canon_word(slash + 1, strlen(slash + 1), bc);
 }
 
+/*
+ * list_next - the next element of a colon-separated tag value, white
+ * space trimmed: [*start, *end) of t->val. *pos starts at 0; false when
+ * the list is done (an empty value is one empty element).
+ */
+static bool list_next(const struct tag *t, size_t *pos, size_t *start, size_t *end)
+{
+    size_t i = *pos;
+
+    if (i > t->vlen)
+        return false;
+    *start = i;
+    while (i < t->vlen && t->val[i] != ':')
+        i++;
+    *end = i;
+    *pos = i + 1;
+    while (*start < *end && is_fws((unsigned char)t->val[*start]))
+        (*start)++;
+    while (*end > *start && is_fws((unsigned char)t->val[*end - 1]))
+        (*end)--;
+    return true;
+}
+
 /* parse_h - the colon-separated header list, lower case; must hold From */
 static int parse_h(const struct tag *t, struct dkim_sig *sig, const char **why)
 {
-    size_t i = 0, start, end;
+    size_t pos = 0, start, end;
     bool from = false;
 
-    while (i <= t->vlen) {
-        start = i;
-        while (i < t->vlen && t->val[i] != ':')
-            i++;
-        end = i++;
-        while (start < end && is_fws((unsigned char)t->val[start]))
-            start++;
-        while (end > start && is_fws((unsigned char)t->val[end - 1]))
-            end--;
+    while (list_next(t, &pos, &start, &end)) {
         if (start == end) {
             *why = "empty name in h=";
             return -1;
@@ -331,20 +346,11 @@ static int parse_h(const struct tag *t, struct dkim_sig *sig, const char **why)
 /* list_has - a colon-separated list (white space allowed) holds word */
 static bool list_has(const struct tag *t, const char *word)
 {
-    size_t i = 0, start, end, wl = strlen(word);
+    size_t pos = 0, start, end, wl = strlen(word);
 
-    while (i <= t->vlen) {
-        start = i;
-        while (i < t->vlen && t->val[i] != ':')
-            i++;
-        end = i++;
-        while (start < end && is_fws((unsigned char)t->val[start]))
-            start++;
-        while (end > start && is_fws((unsigned char)t->val[end - 1]))
-            end--;
+    while (list_next(t, &pos, &start, &end))
         if (end - start == wl && strncasecmp(t->val + start, word, wl) == 0)
             return true;
-    }
     return false;
 }
 

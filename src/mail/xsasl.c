@@ -192,6 +192,23 @@ void xsasl_mechs_filter(const struct xsasl_mech *list, size_t n, const struct xs
     }
 }
 
+/* xsasl_mechs_add - one more mechanism at the end of a backend's array */
+void xsasl_mechs_add(struct xsasl_mech **list, size_t *n, char *name, unsigned props)
+{
+    *list = xreallocarray(*list, *n + 1, sizeof(**list));
+    (*list)[*n].name = name;
+    (*list)[*n].props = props;
+    (*n)++;
+}
+
+/* xsasl_mechs_free - release a backend's mechanism array */
+void xsasl_mechs_free(struct xsasl_mech *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i].name);
+    free(list);
+}
+
 /* xsasl_mech_in_list - name is one word of a space-separated list */
 bool xsasl_mech_in_list(const char *list, const char *name)
 {

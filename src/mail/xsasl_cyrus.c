@@ -179,6 +179,7 @@ static void cyrus_mechs(struct xsasl_sess *s)
     int count = 0;
     struct xsasl_mech *mechs = NULL;
     size_t n = 0, w;
+    char *name;
 
     buf_reset(&s->mechs);
     if (cs->conn == NULL)
@@ -192,20 +193,18 @@ static void cyrus_mechs(struct xsasl_sess *s)
         w = strcspn(p, " ");
         if (w == 0)
             break;
-        mechs = xreallocarray(mechs, n + 1, sizeof(*mechs));
-        mechs[n].name = xstrndup(p, w);
+        name = xstrndup(p, w);
         /* Unknown mechanisms: libsasl2 applied the options already. */
-        mechs[n].props = xsasl_mech_props(mechs[n].name, &props) ? props : 0;
+        if (!xsasl_mech_props(name, &props))
+            props = 0;
         /* EXTERNAL needs a client certificate identity that smtpd does not pass. */
-        if (strcmp(mechs[n].name, "EXTERNAL") == 0)
-            mechs[n].props |= XSASL_SEC_PRIVATE;
-        n++;
+        if (strcmp(name, "EXTERNAL") == 0)
+            props |= XSASL_SEC_PRIVATE;
+        xsasl_mechs_add(&mechs, &n, name, props);
         p += w;
     }
     xsasl_mechs_filter(mechs, n, &s->opts, &s->mechs);
-    for (size_t i = 0; i < n; i++)
-        free(mechs[i].name);
-    free(mechs);
+    xsasl_mechs_free(mechs, n);
 }
 
 /* cyrus_result - turn a libsasl2 answer into the session's result */

@@ -408,14 +408,6 @@ int xsasl_dc_auth_line(struct buf *out, unsigned long id, const char *mech,
 static void dc_fd_event(int fd, unsigned events, void *ctx);
 static void dc_input(struct dc_server *dc);
 
-/* free_mechs - release a mechanism array */
-static void free_mechs(struct xsasl_mech *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(m[i].name);
-    free(m);
-}
-
 /* sess_fail - end the session's exchange with st (if a call waits for it) */
 static void sess_fail(struct dc_sess *ds, enum xsasl_status st, const char *why)
 {
@@ -448,7 +440,7 @@ static void dc_disconnect(struct dc_server *dc, const char *why)
     xsasl_wipe(&dc->out);
     buf_init(&dc->out, DC_OUT_MAX);
     event_timer_disarm(&dc->handshake_timer);
-    free_mechs(dc->fresh, dc->nfresh);
+    xsasl_mechs_free(dc->fresh, dc->nfresh);
     dc->fresh = NULL;
     dc->nfresh = 0;
     for (struct dc_sess *ds = dc->sessions; ds; ds = ds->next)
@@ -564,21 +556,18 @@ static bool dc_handshake_line(struct dc_server *dc, struct xsasl_dc_reply *r)
         dc->got_version = true;
         return true;
     case XSASL_DC_MECH:
-        dc->fresh = xreallocarray(dc->fresh, dc->nfresh + 1, sizeof(*dc->fresh));
-        dc->fresh[dc->nfresh].name = r->mech;
-        dc->fresh[dc->nfresh].props = r->props;
         for (char *p = r->mech; *p; p++)
             if (*p >= 'a' && *p <= 'z')
                 *p = (char)(*p - 'a' + 'A');
+        xsasl_mechs_add(&dc->fresh, &dc->nfresh, r->mech, r->props);
         r->mech = NULL;
-        dc->nfresh++;
         return true;
     case XSASL_DC_DONE:
         if (!dc->got_version) {
             dc_disconnect(dc, "authentication server sent DONE without VERSION");
             return false;
         }
-        free_mechs(dc->mechs, dc->nmechs);
+        xsasl_mechs_free(dc->mechs, dc->nmechs);
         dc->mechs = dc->fresh;
         dc->nmechs = dc->nfresh;
         dc->fresh = NULL;
@@ -788,7 +777,7 @@ static void dc_close(struct xsasl_server *srv)
     if (dc->sessions)
         msg_panic("xsasl_server_close: sessions still open");
     dc_disconnect(dc, NULL);
-    free_mechs(dc->mechs, dc->nmechs);
+    xsasl_mechs_free(dc->mechs, dc->nmechs);
     buf_free(&dc->in);
     xsasl_wipe(&dc->out);
     for (size_t i = 0; i < dc->npaths; i++)

@@ -102,6 +102,10 @@ bool xsasl_mech_allowed(unsigned props, const struct xsasl_opts *opts);
 /* xsasl_mechs_filter - the allowed names of list[n], space separated, into out */
 void xsasl_mechs_filter(const struct xsasl_mech *list, size_t n,
                         const struct xsasl_opts *opts, struct buf *out);
+/* xsasl_mechs_add - append {name (taken over), props} to the array *list of *n */
+void xsasl_mechs_add(struct xsasl_mech **list, size_t *n, char *name, unsigned props);
+/* xsasl_mechs_free - release an array of n mechanisms and their names */
+void xsasl_mechs_free(struct xsasl_mech *list, size_t n);
 /* xsasl_mech_in_list - name (any case) is a word of the space-separated list */
 bool xsasl_mech_in_list(const char *list, const char *name);
 

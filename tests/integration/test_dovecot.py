@@ -18,113 +18,60 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
-import time
 
 import pytest
 
 import conftest
+import dovecotconf
 import helpers
 
 pytestmark = pytest.mark.delivery
 
-DOVECOT = "/usr/sbin/dovecot"
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 IMAP_TIMEOUT = 15
-DIR_MODE = 0o755
-LOG_MODE = 0o666
+PROBE_TIMEOUT = 2
+GREETING_MAX = 256
 
-CONF = """# dovecot.conf of one posta test: IMAP on 127.0.0.1:{port} only
-protocols = imap
-listen = 127.0.0.1
-base_dir = {dir}/run
-state_dir = {dir}/state
-log_path = {dir}/dovecot.log
-info_log_path = {dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/passwd
-}}
-userdb {{
+CONF = """userdb {
   driver = passwd
-}}
+}
 mail_location = maildir:~/Maildir
-service imap-login {{
-  inet_listener imap {{
+service imap-login {
+  inet_listener imap {
     address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
+    port = %d
+  }
+  inet_listener imaps {
     port = 0
-  }}
-}}
+  }
+}
 """
 
 
-class Dovecot:
+class Dovecot(dovecotconf.DovecotProc):
     """Dovecot - one dovecot -F child with its own configuration folder."""
 
     def __init__(self, folder, user, password):
         self.dir = folder
         self.port = conftest.free_port()
-        folder.mkdir(exist_ok=True)
-        conftest.make_traversable(folder)    # auth runs as "dovecot"
-        for sub in ("", "run", "state"):
-            (folder / sub).mkdir(exist_ok=True)
-            os.chmod(folder / sub, DIR_MODE)
-        self.log = folder / "dovecot.log"
-        self.log.touch()
-        os.chmod(self.log, LOG_MODE)
-        (folder / "passwd").write_text("%s:{PLAIN}%s\n" % (user, password))
-        os.chmod(folder / "passwd", 0o644)
-        self.conf = folder / "dovecot.conf"
-        self.conf.write_text(CONF.format(dir=folder, port=self.port))
-        self.proc = None
-        self.known = {}
+        conf, log = dovecotconf.write_conf(
+            folder, {user: password}, "IMAP on 127.0.0.1:%d only" % self.port, "imap",
+            "plain login", CONF % self.port)
+        super().__init__(conf, log)
 
-    def logtext(self):
-        """logtext - Dovecot's log so far."""
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def greets(self):
+        """greets - the IMAP listener sends its "* OK" greeting."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=PROBE_TIMEOUT) as s:
+            return s.recv(GREETING_MAX).startswith(b"* OK")
 
     def start(self):
         """start - run dovecot -F and wait until it accepts connections."""
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
-                raise AssertionError("dovecot exited %d: %s\n%s" % (
-                    self.proc.returncode, out, self.logtext()))
-            self.known.update(helpers.proc_tree(self.proc.pid))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(256).startswith(b"* OK"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("dovecot did not answer on %d:\n%s" % (self.port, self.logtext()))
-
-    def stop(self):
-        """stop - SIGTERM the master, then SIGKILL what is left of its tree."""
-        if self.proc is None:
-            return
-        helpers.stop_tree(self.proc, self.known, STOP_TIMEOUT)
+        self.run(self.greets, "dovecot did not answer on %d" % self.port)
 
 
 @pytest.fixture
 def dovecot(tmp_path, users):
     """dovecot - a Dovecot for bob (not started); stopped afterwards."""
-    if not os.path.exists(DOVECOT) or shutil.which("doveconf") is None:
+    if not os.path.exists(dovecotconf.DOVECOT) or shutil.which("doveconf") is None:
         pytest.skip("dovecot not installed (scripts/deps.sh test)")
     d = Dovecot(tmp_path / "dovecot", users.bob.name, secrets.token_hex(8))
     yield d

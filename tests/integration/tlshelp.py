@@ -7,9 +7,9 @@
                  certificate (tests check the server, not the PKI)
   TlsSMTP        RawSMTP over TLS after STARTTLS or from the first byte
   s_client       openssl s_client (-starttls smtp, sessions in and out)
-  DovecotAuth    a real Dovecot (dovecot -F -c CONFIG in the test's folder)
-                 that only serves its auth socket, put at the instance's
-                 spool private/auth; passwd-file users
+  DovecotAuth    a real Dovecot (dovecot -F -c CONFIG in the test's folder,
+                 see dovecotconf.py) that only serves its auth socket, put
+                 at the instance's spool private/auth; passwd-file users
   CyrusSasldb    a sasldb2 made with saslpasswd2 and the libsasl2 app
                  config (smtpd.conf) for cyrus_sasl_config_path
 
@@ -23,21 +23,20 @@ import os
 import socket
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import conftest
+import dovecotconf
 import helpers
 
-DOVECOT = "/usr/sbin/dovecot"
+DOVECOT = dovecotconf.DOVECOT
 SASLPASSWD2 = "/usr/sbin/saslpasswd2"
 OPENSSL = "openssl"
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 CMD_TIMEOUT = 30
-DIR_MODE = 0o755
-FILE_MODE = 0o644
-LOG_MODE = 0o666
+PROBE_TIMEOUT = 2
+GREETING_MAX = 256
+DIR_MODE = dovecotconf.DIR_MODE
+FILE_MODE = dovecotconf.FILE_MODE
 
 SMTPD_LINE = "127.0.0.1:{port} inet  n       -       n       -       {maxproc}       smtpd"
 
@@ -113,22 +112,7 @@ def s_client(port, args, stdin=b"", starttls=True, timeout=CMD_TIMEOUT):
     return r.returncode, r.stdout.decode("utf-8", "replace")
 
 
-DOVECOT_CONF = """# dovecot.conf of one posta test: the auth service only
-protocols =
-listen = 127.0.0.1
-base_dir = {dir}/run
-state_dir = {dir}/state
-log_path = {dir}/dovecot.log
-info_log_path = {dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5
-auth_failure_delay = 0
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/passwd
-}}
-userdb {{
+DOVECOT_CONF = """userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={dir}
 }}
@@ -140,34 +124,24 @@ service auth {{
 """
 
 
-class DovecotAuth:
+class DovecotAuth(dovecotconf.DovecotProc):
     """DovecotAuth - one dovecot -F serving its auth socket for an instance."""
 
     def __init__(self, folder, socket_path, users):
         self.dir = Path(folder)
         self.socket = Path(socket_path)
-        self.dir.mkdir(exist_ok=True)
-        conftest.make_traversable(self.dir)   # auth runs as "dovecot"
-        for sub in ("", "run", "state"):
-            (self.dir / sub).mkdir(exist_ok=True)
-            os.chmod(self.dir / sub, DIR_MODE)
-        self.log = self.dir / "dovecot.log"
-        self.log.touch()
-        os.chmod(self.log, LOG_MODE)
-        (self.dir / "passwd").write_text(
-            "".join("%s:{PLAIN}%s\n" % (u, p) for u, p in users.items()))
-        os.chmod(self.dir / "passwd", FILE_MODE)
-        self.conf = self.dir / "dovecot.conf"
-        self.conf.write_text(DOVECOT_CONF.format(dir=self.dir, socket=self.socket))
-        self.proc = None
-        self.known = {}
+        conf, log = dovecotconf.write_conf(
+            self.dir, users, "the auth service only", "", "plain login cram-md5",
+            DOVECOT_CONF.format(dir=self.dir, socket=self.socket),
+            settings=("auth_failure_delay = 0",))
+        super().__init__(conf, log)
 
-    def logtext(self):
-        """logtext - Dovecot's log so far."""
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def answers(self):
+        """answers - the auth socket sends VERSION."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(PROBE_TIMEOUT)
+            s.connect(str(self.socket))
+            return s.recv(GREETING_MAX).startswith(b"VERSION")
 
     def start(self):
         """start - run dovecot -F; wait until its auth socket answers VERSION."""
@@ -178,34 +152,7 @@ class DovecotAuth:
             if os.getuid() == 0 and owner.is_dir():
                 st = owner.stat()
                 os.chown(self.socket.parent, st.st_uid, st.st_gid)
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
-                raise AssertionError("dovecot exited %d: %s\n%s" % (
-                    self.proc.returncode, out, self.logtext()))
-            self.known.update(helpers.proc_tree(self.proc.pid))
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                    s.settimeout(2)
-                    s.connect(str(self.socket))
-                    if s.recv(256).startswith(b"VERSION"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("dovecot auth socket %s not ready:\n%s" % (
-            self.socket, self.logtext()))
-
-    def stop(self):
-        """stop - SIGTERM the master, then SIGKILL what is left of its tree."""
-        if self.proc is None:
-            return
-        helpers.stop_tree(self.proc, self.known, STOP_TIMEOUT)
-        self.proc = None
+        self.run(self.answers, "dovecot auth socket %s not ready" % self.socket)
 
 
 class CyrusSasldb:

@@ -15,6 +15,12 @@
  *              (golden_lines_*). Fields use the escapes \\ \t \{ \xHH and
  *              {TEXT*N} repeats (golden_expand, golden_render).
  *              POSTA_GOLDEN_PRINT=1 asks the test to print what it got.
+ *              golden_table_run runs a check function on every case
+ *              and fails the test when any case failed.
+ *
+ * Also for the table tests that compare with Postfix (dict_*): a
+ * temporary folder with a log file (golden_tmp_*), the warnings a case
+ * logged (golden_log_warnings), and Postfix's postmap (golden_postmap_*).
  *
  * The golden directory is $POSTA_SRCDIR/tests/golden (default
  * ./tests/golden, i.e. run from the repository root).
@@ -27,10 +33,15 @@
 #define POSTA_TESTS_GOLDEN_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/log.h"
 
 #define GOLDEN_FILE_MAX ((size_t)1 << 24)
-#define GOLDEN_CHUNK 4096
 #define GOLDEN_HEX_RADIX 16
 
 /* golden_dir - $POSTA_SRCDIR/tests/golden/SUB (xmalloc'd) */
@@ -44,17 +55,14 @@ static inline char *golden_dir(const char *sub)
 /* golden_read_file - whole file (xmalloc'd, NUL-terminated), or NULL */
 static inline char *golden_read_file(const char *path, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
     struct buf b = BUF_INIT;
-    char chunk[GOLDEN_CHUNK];
-    size_t n;
 
-    if (fp == NULL)
+    *len = 0;
+    if (buf_read_file(&b, path, GOLDEN_FILE_MAX) < 0) {
+        assert_int_not_equal(errno, EFBIG); /* a golden file this large is a mistake */
+        buf_free(&b);
         return NULL;
-    buf_init(&b, GOLDEN_FILE_MAX);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        assert_int_equal(buf_append(&b, chunk, n), 0);
-    fclose(fp);
+    }
     *len = b.len;
     return buf_steal(&b);
 }
@@ -289,8 +297,8 @@ static inline int golden_lines_check(struct golden_lines *g, const char *what, i
     return 1;
 }
 
-/* golden_lines_close - at least one case, and every case matched */
-static inline void golden_lines_close(struct golden_lines *g)
+/* golden_lines_end - at least min_cases cases, and every case matched */
+static inline void golden_lines_end(struct golden_lines *g, size_t min_cases)
 {
     size_t failures = g->failures, cases = g->cases;
     const char *name = g->name;
@@ -298,9 +306,161 @@ static inline void golden_lines_close(struct golden_lines *g)
     free(g->line);
     fclose(g->fp);
     free(g->path);
-    assert_true(cases > 0);
+    assert_true(cases >= min_cases);
     if (failures > 0)
         fail_msg("%s: %zu of %zu cases differ", name, failures, cases);
+}
+
+/* golden_lines_close - at least one case, and every case matched */
+static inline void golden_lines_close(struct golden_lines *g)
+{
+    golden_lines_end(g, 1);
+}
+
+/* golden_case_fn - check the current case (line, modifiable) of g; nonzero if it failed */
+typedef int golden_case_fn(struct golden_lines *g, char *line, void *ctx);
+
+/* golden_table_run - check every case of tests/golden/SUB/NAME; at least min_cases */
+static inline void golden_table_run(const char *sub, const char *name, size_t min_cases,
+                                    golden_case_fn *check, void *ctx)
+{
+    struct golden_lines g;
+    char *line;
+
+    golden_lines_open(&g, sub, name);
+    while ((line = golden_lines_next(&g)) != NULL)
+        if (check(&g, line, ctx) != 0)
+            g.failures++;
+    golden_lines_end(&g, min_cases);
+}
+
+/* ---- a temporary folder with a log, and Postfix's postmap ---- */
+
+#define GOLDEN_POSTMAP "/usr/sbin/postmap"
+#define GOLDEN_POSTCONF "/usr/sbin/postconf"
+#define GOLDEN_PIPE_CHUNK 65536
+#define GOLDEN_EXEC_FAILED 127
+
+/* golden_tmp_setup - mkdtemp(tmpl) and log to TMPL/log; the log's path (xmalloc'd) or NULL */
+static inline char *golden_tmp_setup(char *tmpl)
+{
+    char *log_path;
+
+    if (mkdtemp(tmpl) == NULL)
+        return NULL;
+    log_path = xasprintf("%s/log", tmpl);
+    log_open("test", LOG_SINK_FILE, log_path);
+    return log_path;
+}
+
+/* golden_tmp_remove - rm -rf dir; 0, or -1 if that failed */
+static inline int golden_tmp_remove(const char *dir)
+{
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    int rc = system(cmd);
+
+    free(cmd);
+    return rc == 0 ? 0 : -1;
+}
+
+/* golden_write_file - create path with n bytes of text */
+static inline void golden_write_file(const char *path, const char *text, size_t n)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* golden_file_size - bytes in path (0 if missing) */
+static inline size_t golden_file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/*
+ * golden_log_warnings - the "warning: ..." lines that log_path got past
+ * offset, one a line into out, each occurrence of from shown as to.
+ */
+static inline void golden_log_warnings(const char *log_path, size_t offset, const char *from,
+                                       const char *to, struct buf *out)
+{
+    size_t len, flen = strlen(from);
+    char *text = golden_read_file(log_path, &len);
+
+    if (text == NULL)
+        return;
+    for (char *line = text + (offset < len ? offset : len); *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        char *w = strstr(line, "warning: ");
+        if (w != NULL) {
+            for (char *p = w; *p;) {
+                char *hit = strstr(p, from);
+                if (hit == NULL) {
+                    buf_puts(out, p);
+                    break;
+                }
+                buf_append(out, p, (size_t)(hit - p));
+                buf_puts(out, to);
+                p = hit + flen;
+            }
+            buf_putc(out, '\n');
+        }
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    free(text);
+}
+
+/* golden_postfix_has - Postfix is installed and postconf -m lists the table type */
+static inline bool golden_postfix_has(const char *type)
+{
+    char *cmd = xasprintf("%s -m 2>/dev/null | grep -qx %s", GOLDEN_POSTCONF, type);
+    int rc = access(GOLDEN_POSTMAP, X_OK) == 0 ? system(cmd) : -1;
+
+    free(cmd);
+    return rc == 0;
+}
+
+/*
+ * golden_postmap_run - postmap with up to three arguments (NULL ends);
+ * its exit status, its output in out without the last newline.
+ */
+static inline int golden_postmap_run(const char *a1, const char *a2, const char *a3,
+                                     struct buf *out)
+{
+    int fds[2], status;
+    char chunk[GOLDEN_PIPE_CHUNK];
+    ssize_t n;
+
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDERR_FILENO);
+        execl(GOLDEN_POSTMAP, "postmap", a1, a2, a3, (char *)NULL);
+        _exit(GOLDEN_EXEC_FAILED);
+    }
+    close(fds[1]);
+    buf_reset(out);
+    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0)
+        buf_append(out, chunk, (size_t)n);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (out->len > 0 && out->data[out->len - 1] == '\n')
+        buf_truncate(out, out->len - 1);
+    return WEXITSTATUS(status);
 }
 
 #endif

@@ -122,39 +122,36 @@ static void test_received_spf(void **state)
     buf_free(&all);
 }
 
+/* ours_case - golden_case_fn: VALUE<TAB>yes|no, as a value and as a whole field */
+static int ours_case(struct golden_lines *g, char *line, void *ctx)
+{
+    struct buf v = BUF_INIT;
+    char *tab = strrchr(line, '\t');
+    bool got;
+    int failed = 0;
+
+    assert_non_null(tab);
+    golden_expand(line, (size_t)(tab - line), true, &v);
+    got = authres_is_ours(buf_str(&v), v.len, OUR_ID);
+    if (got != (strcmp(tab + 1, "yes") == 0)) {
+        print_error("ours.txt:%zu: \"%s\": want %s\n", g->lineno, line, tab + 1);
+        failed = 1;
+    }
+    /* the same as a whole field */
+    buf_reset(&v);
+    buf_puts(&v, "authentication-results :");
+    golden_expand(line, (size_t)(tab - line), true, &v);
+    if (authres_field_is_ours(buf_str(&v), v.len, OUR_ID) != got) {
+        print_error("ours.txt:%zu: as a field: differs\n", g->lineno);
+        failed = 1;
+    }
+    buf_free(&v);
+    return failed;
+}
+
 static void test_ours(void **state)
 {
-    struct golden_lines g;
-    char *line, *tab;
-    struct buf v = BUF_INIT;
-    bool got;
-
-    golden_lines_open(&g, "authres", "ours.txt");
-    while ((line = golden_lines_next(&g)) != NULL) {
-        tab = strrchr(line, '\t');
-        assert_non_null(tab);
-        buf_reset(&v);
-        golden_expand(line, (size_t)(tab - line), true, &v);
-        got = authres_is_ours(buf_str(&v), v.len, OUR_ID);
-        if (got != (strcmp(tab + 1, "yes") == 0)) {
-            print_error("ours.txt:%zu: \"%s\": want %s\n", g.lineno, line, tab + 1);
-            g.failures++;
-        }
-        /* the same as a whole field */
-        buf_reset(&v);
-        buf_puts(&v, "authentication-results :");
-        golden_expand(line, (size_t)(tab - line), true, &v);
-        if (authres_field_is_ours(buf_str(&v), v.len, OUR_ID) != got) {
-            print_error("ours.txt:%zu: as a field: differs\n", g.lineno);
-            g.failures++;
-        }
-    }
-    assert_true(g.cases >= 20);
-    assert_int_equal(g.failures, 0);
-    fclose(g.fp);
-    free(g.line);
-    free(g.path);
-    buf_free(&v);
+    golden_table_run("authres", "ours.txt", 20, ours_case, NULL);
     assert_false(authres_field_is_ours("Received: mx.example.org", 24, OUR_ID));
     assert_false(authres_field_is_ours("Authentication-Results-X: mx.example.org", 40, OUR_ID));
 }

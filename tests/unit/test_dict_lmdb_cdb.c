@@ -29,10 +29,7 @@
 #include "util/log.h"
 #include "golden.h"
 
-#define POSTMAP "/usr/sbin/postmap"
-#define POSTCONF "/usr/sbin/postconf"
 #define KEYS_SEPARATOR "%%\n"
-#define PIPE_READ_MAX 65536
 #define GARBAGE_SIZE 8192
 
 static char tmpdir[] = "/tmp/test_dict_lmdb_cdb.XXXXXX";
@@ -44,16 +41,6 @@ struct entries {
     char **value;
     size_t n;
 };
-
-/* write_file - create path with text */
-static void write_file(const char *path, const char *text, size_t n)
-{
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
 
 /* entry_line - dict_line_fn: "key value" with the key folded, as posta map does */
 static void entry_line(void *ctx, char *line, int lineno)
@@ -106,45 +93,6 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* append_warnings - log lines since offset, "warning: ..." with the temp dir as DIR */
-static void append_warnings(size_t offset, struct buf *out)
-{
-    size_t len;
-    char *text = golden_read_file(log_path, &len);
-
-    if (text == NULL)
-        return;
-    for (char *line = text + (offset < len ? offset : len); *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        char *w = strstr(line, "warning: ");
-        if (w != NULL) {
-            char *hit = strstr(w, tmpdir);
-            if (hit != NULL) {
-                buf_append(out, w, (size_t)(hit - w));
-                buf_puts(out, "DIR");
-                buf_puts(out, hit + strlen(tmpdir));
-            } else {
-                buf_puts(out, w);
-            }
-            buf_putc(out, '\n');
-        }
-        if (nl == NULL)
-            break;
-        line = nl + 1;
-    }
-    free(text);
-}
-
-/* log_size - bytes in the log so far */
-static size_t log_size(void)
-{
-    struct stat st;
-
-    return stat(log_path, &st) == 0 ? (size_t)st.st_size : 0;
-}
-
 /* render - build the source as every type, list it and look up the keys */
 static void render(const char *file, char *text, size_t len, struct buf *out)
 {
@@ -159,7 +107,7 @@ static void render(const char *file, char *text, size_t len, struct buf *out)
         fail_msg("%s: no \"%%%%\" line", file);
     *sep = 0;
     char *keys = sep + strlen(KEYS_SEPARATOR);
-    size_t offset = log_size();
+    size_t offset = golden_file_size(log_path);
     dict_source_text(all, strlen(all), file, entry_line, &e);
     char *base = xasprintf("%s/%s", tmpdir, file);
     for (size_t t = 0; t < POSTA_ARRAY_LEN(types); t++) {
@@ -169,7 +117,7 @@ static void render(const char *file, char *text, size_t len, struct buf *out)
                                     (const char *const *)e.value, e.n, 0, &err),
                          0);
         if (t == 0)
-            append_warnings(offset, out);
+            golden_log_warnings(log_path, offset, tmpdir, "DIR", out);
         char *spec = xasprintf("%s:%s", types[t], path);
         struct dict *d = dict_open(spec, 0, &err);
         if (d == NULL)
@@ -205,47 +153,6 @@ static void test_golden(void **state)
     golden_run_dir("dict_lmdb_cdb", ".src", 3, render);
 }
 
-/* postfix_has - postconf -m lists the type */
-static bool postfix_has(const char *type)
-{
-    char *cmd = xasprintf("%s -m 2>/dev/null | grep -qx %s", POSTCONF, type);
-    int rc = access(POSTMAP, X_OK) == 0 ? system(cmd) : -1;
-
-    free(cmd);
-    return rc == 0;
-}
-
-/* run_postmap - postmap with up to two arguments; exit status, stdout in out */
-static int run_postmap(const char *a1, const char *a2, const char *a3, struct buf *out)
-{
-    int fds[2], status;
-    char chunk[PIPE_READ_MAX];
-    ssize_t n;
-
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 2);
-        execl(POSTMAP, "postmap", a1, a2, a3, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    buf_reset(out);
-    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0)
-        buf_append(out, chunk, (size_t)n);
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    if (out->len > 0 && out->data[out->len - 1] == '\n')
-        buf_truncate(out, out->len - 1);
-    return WEXITSTATUS(status);
-}
-
 /* test_postfix_interop - each side reads the other's files */
 static void test_postfix_interop(void **state)
 {
@@ -258,14 +165,14 @@ static void test_postfix_interop(void **state)
     int tested = 0;
 
     for (size_t t = 0; t < POSTA_ARRAY_LEN(ptypes); t++) {
-        if (!postfix_has(ptypes[t]))
+        if (!golden_postfix_has(ptypes[t]))
             continue;
         /* Postfix builds, posta reads. */
         char *src = xasprintf("%s/pf-%s", tmpdir, ptypes[t]);
-        write_file(src, "Alpha@Example.COM one value\nbeta two\n",
+        golden_write_file(src, "Alpha@Example.COM one value\nbeta two\n",
                    strlen("Alpha@Example.COM one value\nbeta two\n"));
         char *spec = xasprintf("%s:%s", ptypes[t], src);
-        assert_int_equal(run_postmap(spec, NULL, NULL, &out), 0);
+        assert_int_equal(golden_postmap_run(spec, NULL, NULL, &out), 0);
         struct dict *d = dict_open(spec, 0, &err);
         if (d == NULL)
             fail_msg("%s: %s", spec, err);
@@ -279,11 +186,11 @@ static void test_postfix_interop(void **state)
         char *mine = xasprintf("%s/posta-%s", tmpdir, ptypes[t]);
         char *mspec = xasprintf("%s:%s", ptypes[t], mine);
         assert_int_equal(dict_build(ptypes[t], mine, keys, values, 2, 0, &err), 0);
-        assert_int_equal(run_postmap("-q", "alpha@example.com", mspec, &out), 0);
+        assert_int_equal(golden_postmap_run("-q", "alpha@example.com", mspec, &out), 0);
         assert_string_equal(buf_str(&out), "one value");
-        assert_int_equal(run_postmap("-q", "Beta", mspec, &out), 0);
+        assert_int_equal(golden_postmap_run("-q", "Beta", mspec, &out), 0);
         assert_string_equal(buf_str(&out), "two");
-        assert_int_equal(run_postmap("-q", "gamma", mspec, &out), 1);
+        assert_int_equal(golden_postmap_run("-q", "gamma", mspec, &out), 1);
         free(mspec);
         free(mine);
         free(spec);
@@ -310,7 +217,7 @@ static void test_corrupt_and_missing(void **state)
         /* Too short for a header, then a header whose tables lie past the end. */
         static const size_t sizes[] = {100, sizeof(garbage)};
         for (size_t z = 0; z < POSTA_ARRAY_LEN(sizes); z++) {
-            write_file(file, garbage, sizes[z]);
+            golden_write_file(file, garbage, sizes[z]);
             assert_null(dict_open(spec, 0, &err));
             assert_non_null(strstr(err, file));
             free(err);
@@ -396,7 +303,7 @@ static void test_reopen(void **state)
          */
         char *file = xasprintf("%s%s", name, dict_build_suffix(types[t]));
         char *tmp = xasprintf("%s.garbage", file);
-        write_file(tmp, "garbage", strlen("garbage"));
+        golden_write_file(tmp, "garbage", strlen("garbage"));
         assert_int_equal(rename(tmp, file), 0);
         free(tmp);
         assert_int_equal(dict_lookup(d, "k", &v), DICT_FOUND);
@@ -522,22 +429,15 @@ static void test_build_errors(void **state)
 /* setup - temporary directory and a log file for warnings */
 static int setup(void **state)
 {
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    log_path = xasprintf("%s/log", tmpdir);
-    log_open("test", LOG_SINK_FILE, log_path);
-    return 0;
+    log_path = golden_tmp_setup(tmpdir);
+    return log_path == NULL ? -1 : 0;
 }
 
 /* teardown - remove the temporary directory */
 static int teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-    int rc = system(cmd);
-
-    free(cmd);
     free(log_path);
-    return rc == 0 ? 0 : -1;
+    return golden_tmp_remove(tmpdir);
 }
 
 int main(void)

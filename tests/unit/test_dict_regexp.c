@@ -27,65 +27,11 @@
 #include "util/log.h"
 #include "golden.h"
 
-#define POSTMAP "/usr/sbin/postmap"
-#define POSTCONF "/usr/sbin/postconf"
 #define KEYS_SEPARATOR "\n%%\n"
-#define PIPE_READ_MAX 65536
 
 static char tmpdir[] = "/tmp/test_dict_regexp.XXXXXX";
 static char *log_path;
 static char *table_path;
-
-/* write_file - create path with n bytes */
-static void write_file(const char *path, const char *text, size_t n)
-{
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
-/* file_size - bytes in path (0 if missing) */
-static size_t file_size(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
-}
-
-/* append_warnings - the log lines written since offset, as "warning: ..." with TABLE */
-static void append_warnings(size_t offset, struct buf *out)
-{
-    size_t len;
-    char *text = golden_read_file(log_path, &len);
-
-    if (text == NULL)
-        return;
-    for (char *line = text + (offset < len ? offset : len); *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        char *w = strstr(line, "warning: ");
-        if (w != NULL) {
-            for (char *p = w; *p;) {
-                char *hit = strstr(p, table_path);
-                if (hit == NULL) {
-                    buf_puts(out, p);
-                    break;
-                }
-                buf_append(out, p, (size_t)(hit - p));
-                buf_puts(out, "TABLE");
-                p = hit + strlen(table_path);
-            }
-            buf_putc(out, '\n');
-        }
-        if (nl == NULL)
-            break;
-        line = nl + 1;
-    }
-    free(text);
-}
 
 /* type_of - "regexp" or "pcre" from the golden file's suffix */
 static const char *type_of(const char *file)
@@ -103,13 +49,13 @@ static void render(const char *file, char *text, size_t len, struct buf *out)
 
     if (sep == NULL)
         fail_msg("%s: no \"%%%%\" line", file);
-    write_file(table_path, text, (size_t)(sep - text) + 1);
+    golden_write_file(table_path, text, (size_t)(sep - text) + 1);
     char *spec = xasprintf("%s:%s", type_of(file), table_path);
-    size_t offset = file_size(log_path);
+    size_t offset = golden_file_size(log_path);
     struct dict *d = dict_open(spec, 0, &err);
     if (d == NULL)
         fail_msg("%s: %s", file, err);
-    append_warnings(offset, out);
+    golden_log_warnings(log_path, offset, table_path, "TABLE", out);
     char *keys = sep + strlen(KEYS_SEPARATOR), *save = NULL;
     for (char *k = strtok_r(keys, "\n", &save); k; k = strtok_r(NULL, "\n", &save)) {
         struct buf key = BUF_INIT;
@@ -139,49 +85,6 @@ static void test_golden_pcre(void **state)
     golden_run_dir("dict_regexp", ".pcre", 2, render);
 }
 
-/* postfix_has - postconf -m lists type */
-static bool postfix_has(const char *type)
-{
-    char *cmd = xasprintf("%s -m 2>/dev/null | grep -qx %s", POSTCONF, type);
-    int rc = access(POSTMAP, X_OK) == 0 ? system(cmd) : -1;
-
-    free(cmd);
-    return rc == 0;
-}
-
-/* postmap_query - run "postmap -q key spec": *found and the value */
-static void postmap_query(const char *spec, const char *key, bool *found, struct buf *value)
-{
-    int fds[2];
-    pid_t pid;
-    char chunk[PIPE_READ_MAX];
-    ssize_t n;
-    int status;
-
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 2);
-        execl(POSTMAP, "postmap", "-q", key, spec, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    buf_reset(value);
-    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0)
-        buf_append(value, chunk, (size_t)n);
-    close(fds[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    *found = WEXITSTATUS(status) == 0;
-    if (value->len > 0 && value->data[value->len - 1] == '\n')
-        buf_truncate(value, value->len - 1);
-}
-
 /* interop_file - compare posta and postmap on every key of one golden file */
 static void interop_file(const char *name)
 {
@@ -196,7 +99,7 @@ static void interop_file(const char *name)
     assert_non_null(text);
     char *sep = strstr(text, KEYS_SEPARATOR);
     assert_non_null(sep);
-    write_file(table_path, text, (size_t)(sep - text) + 1);
+    golden_write_file(table_path, text, (size_t)(sep - text) + 1);
     char *spec = xasprintf("%s:%s", type, table_path);
     struct dict *d = dict_open(spec, 0, &err);
     assert_non_null(d);
@@ -207,7 +110,7 @@ static void interop_file(const char *name)
         const char *ours;
         bool found;
         enum dict_result r = dict_lookup(d, k, &ours);
-        postmap_query(spec, k, &found, &value);
+        found = golden_postmap_run("-q", k, spec, &value) == 0;
         if (found != (r == DICT_FOUND) || (found && strcmp(ours, buf_str(&value)) != 0))
             fail_msg("%s key \"%s\": posta %s \"%s\", postmap %s \"%s\"", name, k,
                      r == DICT_FOUND ? "found" : "not found", r == DICT_FOUND ? ours : "",
@@ -226,11 +129,11 @@ static void interop_file(const char *name)
 /* test_postfix_interop - postmap -q agrees on the interop files */
 static void test_postfix_interop(void **state)
 {
-    if (!postfix_has("regexp"))
+    if (!golden_postfix_has("regexp"))
         skip();
     interop_file("basic.regexp");
     interop_file("ifblocks.regexp");
-    if (postfix_has("pcre"))
+    if (golden_postfix_has("pcre"))
         interop_file("pcre-basic.pcre");
 }
 
@@ -300,13 +203,13 @@ static void test_reopen(void **state)
     char *tmp = xasprintf("%s/reopen.regexp.new", tmpdir);
     char *spec = xasprintf("regexp:%s", path);
 
-    write_file(path, "/x/ old\n", strlen("/x/ old\n"));
+    golden_write_file(path, "/x/ old\n", strlen("/x/ old\n"));
     struct dict *d = dict_open(spec, 0, &err);
     assert_non_null(d);
     assert_int_equal(dict_lookup(d, "x", &v), DICT_FOUND);
     assert_string_equal(v, "old");
     dict_set_recheck_interval(0);
-    write_file(tmp, "/x/ new\n", strlen("/x/ new\n"));
+    golden_write_file(tmp, "/x/ new\n", strlen("/x/ new\n"));
     assert_int_equal(rename(tmp, path), 0);
     assert_true(dict_changed(d));
     assert_int_equal(dict_lookup(d, "x", &v), DICT_FOUND);
@@ -326,24 +229,19 @@ static void test_reopen(void **state)
 /* setup - temporary directory and a log file for the warnings */
 static int setup(void **state)
 {
-    if (mkdtemp(tmpdir) == NULL)
+    log_path = golden_tmp_setup(tmpdir);
+    if (log_path == NULL)
         return -1;
-    log_path = xasprintf("%s/log", tmpdir);
     table_path = xasprintf("%s/table", tmpdir);
-    log_open("test", LOG_SINK_FILE, log_path);
     return 0;
 }
 
 /* teardown - remove the temporary directory */
 static int teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-    int rc = system(cmd);
-
-    free(cmd);
     free(log_path);
     free(table_path);
-    return rc == 0 ? 0 : -1;
+    return golden_tmp_remove(tmpdir);
 }
 
 int main(void)

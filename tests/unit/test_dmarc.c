@@ -51,11 +51,23 @@ static size_t split(char *line, char **f, size_t max)
     return n;
 }
 
+/* zone_add - golden_case_fn: one NAME<TAB>TYPE<TAB>DATA record of zone.txt */
+static int zone_add(struct golden_lines *g, char *line, void *ctx)
+{
+    char *f[3] = {NULL, NULL, NULL};
+
+    assert_int_equal(split(line, f, 3), 3);
+    assert_true(nzone < ZONE_MAX);
+    zone[nzone].name = xstrdup(f[0]);
+    zone[nzone].type = xstrdup(f[1]);
+    zone[nzone].data = xstrdup(f[2]);
+    nzone++;
+    return 0;
+}
+
 /* load - zone.txt and psl_test.dat */
 static int setup(void **state)
 {
-    struct golden_lines g;
-    char *line, *f[3] = {NULL, NULL, NULL};
     char *dir = golden_dir("dmarc");
     char *path = xasprintf("%s/psl_test.dat", dir);
     const char *err;
@@ -64,18 +76,7 @@ static int setup(void **state)
     assert_non_null(test_psl);
     free(path);
     free(dir);
-    golden_lines_open(&g, "dmarc", "zone.txt");
-    while ((line = golden_lines_next(&g)) != NULL) {
-        assert_int_equal(split(line, f, 3), 3);
-        assert_true(nzone < ZONE_MAX);
-        zone[nzone].name = xstrdup(f[0]);
-        zone[nzone].type = xstrdup(f[1]);
-        zone[nzone].data = xstrdup(f[2]);
-        nzone++;
-    }
-    fclose(g.fp);
-    free(g.line);
-    free(g.path);
+    golden_table_run("dmarc", "zone.txt", 0, zone_add, NULL);
     return 0;
 }
 
@@ -166,62 +167,60 @@ static void release(void)
     free(name);
 }
 
-static void test_records(void **state)
+/* record_case - golden_case_fn: RECORD<TAB>EXPECTED of records.txt */
+static int record_case(struct golden_lines *g, char *line, void *ctx)
 {
-    struct golden_lines g;
-    char *line, *f[2];
+    char *f[2];
     struct dmarc_record r;
     const char *why;
     struct buf got = BUF_INIT;
+    int failed = 0;
 
-    golden_lines_open(&g, "dmarc", "records.txt");
-    while ((line = golden_lines_next(&g)) != NULL) {
-        assert_int_equal(split(line, f, 2), 2);
-        buf_reset(&got);
-        if (dmarc_record_parse(f[0], &r, &why) < 0)
-            buf_puts(&got, "invalid");
-        else
-            buf_printf(&got, "p=%s sp=%s pct=%u adkim=%c aspf=%c ri=%lu rua=%s fo=%s rf=%s",
-                       dmarc_policy_name(r.p), dmarc_policy_name(r.sp), r.pct,
-                       r.adkim_strict ? 's' : 'r', r.aspf_strict ? 's' : 'r', r.ri,
-                       r.rua ? r.rua : "", r.fo ? r.fo : "", r.rf ? r.rf : "");
-        dmarc_record_free(&r);
-        if (strcmp(buf_str(&got), f[1]) != 0) {
-            print_error("records.txt:%zu: want %s\n  got %s\n", g.lineno, f[1], buf_str(&got));
-            g.failures++;
-        }
+    assert_int_equal(split(line, f, 2), 2);
+    if (dmarc_record_parse(f[0], &r, &why) < 0)
+        buf_puts(&got, "invalid");
+    else
+        buf_printf(&got, "p=%s sp=%s pct=%u adkim=%c aspf=%c ri=%lu rua=%s fo=%s rf=%s",
+                   dmarc_policy_name(r.p), dmarc_policy_name(r.sp), r.pct,
+                   r.adkim_strict ? 's' : 'r', r.aspf_strict ? 's' : 'r', r.ri,
+                   r.rua ? r.rua : "", r.fo ? r.fo : "", r.rf ? r.rf : "");
+    dmarc_record_free(&r);
+    if (strcmp(buf_str(&got), f[1]) != 0) {
+        print_error("records.txt:%zu: want %s\n  got %s\n", g->lineno, f[1], buf_str(&got));
+        failed = 1;
     }
-    assert_true(g.cases >= 20);
-    assert_int_equal(g.failures, 0);
-    fclose(g.fp);
-    free(g.line);
-    free(g.path);
     buf_free(&got);
+    return failed;
+}
+
+static void test_records(void **state)
+{
+    golden_table_run("dmarc", "records.txt", 20, record_case, NULL);
+}
+
+/* org_case - golden_case_fn: DOMAIN<TAB>ORG with the list ctx */
+static int org_case(struct golden_lines *g, char *line, void *ctx)
+{
+    const struct psl *psl = ctx;
+    char *f[2];
+    struct buf got = BUF_INIT;
+    int failed = 0;
+
+    assert_int_equal(split(line, f, 2), 2);
+    psl_org_domain(psl, f[0], &got);
+    if (strcmp(buf_str(&got), f[1]) != 0) {
+        print_error("%s:%zu: %s: want %s, got %s\n", g->name, g->lineno, f[0], f[1],
+                    buf_str(&got));
+        failed = 1;
+    }
+    buf_free(&got);
+    return failed;
 }
 
 /* org_table - a DOMAIN<TAB>ORG table with psl */
 static void org_table(const char *file, const struct psl *psl)
 {
-    struct golden_lines g;
-    char *line, *f[2];
-    struct buf got = BUF_INIT;
-
-    golden_lines_open(&g, "dmarc", file);
-    while ((line = golden_lines_next(&g)) != NULL) {
-        assert_int_equal(split(line, f, 2), 2);
-        psl_org_domain(psl, f[0], &got);
-        if (strcmp(buf_str(&got), f[1]) != 0) {
-            print_error("%s:%zu: %s: want %s, got %s\n", file, g.lineno, f[0], f[1],
-                        buf_str(&got));
-            g.failures++;
-        }
-    }
-    assert_true(g.cases >= 8);
-    assert_int_equal(g.failures, 0);
-    fclose(g.fp);
-    free(g.line);
-    free(g.path);
-    buf_free(&got);
+    golden_table_run("dmarc", file, 8, org_case, (void *)psl);
 }
 
 static void test_orgdomain(void **state)
@@ -255,26 +254,23 @@ static void test_orgdomain_system(void **state)
     assert_int_equal(psl_rules(psl_get("/nonexistent/psl.dat")), 0);
 }
 
-static void test_align(void **state)
+/* align_case - golden_case_fn: DOMAIN<TAB>FROM<TAB>strict|relaxed<TAB>yes|no */
+static int align_case(struct golden_lines *g, char *line, void *ctx)
 {
-    struct golden_lines g;
-    char *line, *f[4];
+    char *f[4];
     bool got;
 
-    golden_lines_open(&g, "dmarc", "align.txt");
-    while ((line = golden_lines_next(&g)) != NULL) {
-        assert_int_equal(split(line, f, 4), 4);
-        got = dmarc_aligned(test_psl, f[0], f[1], strcmp(f[2], "strict") == 0);
-        if (got != (strcmp(f[3], "yes") == 0)) {
-            print_error("align.txt:%zu: %s %s %s: want %s\n", g.lineno, f[0], f[1], f[2], f[3]);
-            g.failures++;
-        }
-    }
-    assert_true(g.cases >= 10);
-    assert_int_equal(g.failures, 0);
-    fclose(g.fp);
-    free(g.line);
-    free(g.path);
+    assert_int_equal(split(line, f, 4), 4);
+    got = dmarc_aligned(test_psl, f[0], f[1], strcmp(f[2], "strict") == 0);
+    if (got == (strcmp(f[3], "yes") == 0))
+        return 0;
+    print_error("align.txt:%zu: %s %s %s: want %s\n", g->lineno, f[0], f[1], f[2], f[3]);
+    return 1;
+}
+
+static void test_align(void **state)
+{
+    golden_table_run("dmarc", "align.txt", 10, align_case, NULL);
 }
 
 struct judged {
@@ -344,29 +340,28 @@ static void judge(char **f, struct judged *j)
     free(dk);
 }
 
+/* policy_case - golden_case_fn: one case of policy.txt, judged into ctx */
+static int policy_case(struct golden_lines *g, char *line, void *ctx)
+{
+    struct judged *j = ctx;
+    char *f[6];
+
+    assert_int_equal(split(line, f, 6), 6);
+    judge(f, j);
+    if (strcmp(buf_str(&j->text), f[5]) == 0)
+        return 0;
+    print_error("policy.txt:%zu: %s: want %s\n  got %s\n", g->lineno, f[0], f[5],
+                buf_str(&j->text));
+    return 1;
+}
+
 /* policy_table - every case of policy.txt */
 static void policy_table(bool defer)
 {
-    struct golden_lines g;
-    char *line, *f[6];
     struct judged j = {false, BUF_INIT};
 
     deferred = defer;
-    golden_lines_open(&g, "dmarc", "policy.txt");
-    while ((line = golden_lines_next(&g)) != NULL) {
-        assert_int_equal(split(line, f, 6), 6);
-        judge(f, &j);
-        if (strcmp(buf_str(&j.text), f[5]) != 0) {
-            print_error("policy.txt:%zu: %s: want %s\n  got %s\n", g.lineno, f[0], f[5],
-                        buf_str(&j.text));
-            g.failures++;
-        }
-    }
-    assert_true(g.cases >= 20);
-    assert_int_equal(g.failures, 0);
-    fclose(g.fp);
-    free(g.line);
-    free(g.path);
+    golden_table_run("dmarc", "policy.txt", 20, policy_case, &j);
     buf_free(&j.text);
     deferred = false;
 }
@@ -429,36 +424,43 @@ static void test_from(void **state)
     buf_free(&d);
 }
 
+/* test_action - what dmarc_action does with each outcome under each setting */
 static void test_action(void **state)
 {
+    static const struct {
+        enum dmarc_result result;
+        enum dmarc_policy disposition;
+        struct dmarc_settings s; /* enforce, quarantine_hold, temperror_defer */
+        enum dmarc_action want;
+        const char *reply;       /* expected reply text, or NULL: not checked */
+    } cases[] = {
+        {DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, {true, true, true}, DMARC_ACTION_REJECT,
+         "550 5.7.1 Rejected by DMARC policy for example.com"},
+        {DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, {false, true, true}, DMARC_ACTION_ACCEPT, NULL},
+        {DMARC_RESULT_FAIL, DMARC_POLICY_QUARANTINE, {true, true, true}, DMARC_ACTION_HOLD, NULL},
+        {DMARC_RESULT_FAIL, DMARC_POLICY_QUARANTINE, {true, false, true}, DMARC_ACTION_ACCEPT,
+         NULL},
+        {DMARC_RESULT_FAIL, DMARC_POLICY_NONE, {true, false, true}, DMARC_ACTION_ACCEPT, NULL},
+        {DMARC_RESULT_PASS, DMARC_POLICY_REJECT, {true, false, true}, DMARC_ACTION_ACCEPT, NULL},
+        {DMARC_RESULT_TEMPERROR, DMARC_POLICY_REJECT, {true, false, true}, DMARC_ACTION_DEFER,
+         "451 4.7.1 Temporary DNS error while checking the DMARC policy for example.com"},
+        {DMARC_RESULT_TEMPERROR, DMARC_POLICY_REJECT, {true, false, false}, DMARC_ACTION_ACCEPT,
+         NULL},
+        {DMARC_RESULT_PERMERROR, DMARC_POLICY_REJECT, {true, false, false}, DMARC_ACTION_ACCEPT,
+         NULL},
+    };
     struct dmarc_outcome o = {DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, DMARC_POLICY_REJECT,
                               false, false, "example.com", "example.com", ""};
-    struct dmarc_settings s = {true, true, true};
     struct buf reply = BUF_INIT;
+    size_t i;
 
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_REJECT);
-    assert_string_equal(buf_str(&reply), "550 5.7.1 Rejected by DMARC policy for example.com");
-    s.enforce = false;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_ACCEPT);
-    s.enforce = true;
-    o.disposition = DMARC_POLICY_QUARANTINE;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_HOLD);
-    s.quarantine_hold = false;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_ACCEPT);
-    o.disposition = DMARC_POLICY_NONE;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_ACCEPT);
-    o.result = DMARC_RESULT_PASS;
-    o.disposition = DMARC_POLICY_REJECT;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_ACCEPT);
-    o.result = DMARC_RESULT_TEMPERROR;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_DEFER);
-    assert_string_equal(buf_str(&reply),
-                        "451 4.7.1 Temporary DNS error while checking the DMARC policy for "
-                        "example.com");
-    s.temperror_defer = false;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_ACCEPT);
-    o.result = DMARC_RESULT_PERMERROR;
-    assert_int_equal(dmarc_action(&o, &s, &reply), DMARC_ACTION_ACCEPT);
+    for (i = 0; i < POSTA_ARRAY_LEN(cases); i++) {
+        o.result = cases[i].result;
+        o.disposition = cases[i].disposition;
+        assert_int_equal(dmarc_action(&o, &cases[i].s, &reply), cases[i].want);
+        if (cases[i].reply != NULL)
+            assert_string_equal(buf_str(&reply), cases[i].reply);
+    }
     buf_free(&reply);
 }
 
