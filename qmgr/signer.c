@@ -6,21 +6,20 @@
  * Received field (mail/dkim.h: placeholders where the base64 of bh= and
  * b= goes, the name X-DKIM-Pending) and the queue file attribute
  * dkim_sign=pending. Before the queue manager schedules such a message
- * it hands it to this module: one thread, at the lowest CPU priority
- * (nice SIGNER_NICE), reads the content, hashes the body and the signed
- * fields, makes the signature with the key the field names (d=, s=) and
- * writes the finished field over the pending one, in place and of the
- * same length. Only then are the recipients scheduled, so every delivery
- * and every retry carries the one signature.
+ * it hands it to this module, which reads the content, hashes the body
+ * and the signed fields, makes the signature with the key the field
+ * names (d=, s=) and writes the finished field over the pending one, in
+ * place and of the same length. Only then are the recipients scheduled,
+ * so every delivery and every retry carries the one signature.
  *
- * Why a thread at low priority: the private-key operation is the most
- * expensive step of receiving our mail (an RSA-2048 signature costs
- * about as much CPU as all the rest of receiving a small message). Done
- * here, it uses the CPU that receiving leaves: a burst is accepted at the
- * unsigned rate and signed as fast as the spare CPU allows; under a
- * sustained load above what the machine can sign, messages wait in
- * active/ (on disk) for their signature instead of clients waiting for
- * their 250.
+ * Two threads take the jobs, oldest first. One runs at SCHED_IDLE: it
+ * signs with the CPU nothing else wants, so a burst of submissions is
+ * answered at the rate of unsigned mail (the private-key operation costs
+ * about as much CPU as all the rest of receiving a small message). The
+ * other runs at normal priority and takes only jobs that have waited
+ * SIGNER_PATIENCE_MS: under a load that leaves no idle CPU for long,
+ * signing then competes for the CPU like receiving does, and a message
+ * never waits long for its signature.
  *
  * The write is not fsync'ed: RSA PKCS#1 v1.5 and Ed25519 signatures are
  * deterministic, so a field a crash left pending or half written (some
@@ -28,9 +27,10 @@
  * completed again after a restart with the same bytes. A message whose
  * field is already complete (a retry from deferred/) is only read.
  *
- * The thread touches only its job, the key set and the file it opens;
- * results go back through a locked list and a pipe that wakes the event
- * loop, which logs them and schedules the message.
+ * The threads touch only their job, the key set (a key not preloaded is
+ * looked up under keys_lock) and the file they open; results go back
+ * through a locked list and a pipe that wakes the event loop, which logs
+ * them and schedules the message.
  *
  * DIAGNOSTICS: "QID: DKIM-Signature added d=DOMAIN" for each signature
  *   made; a field that cannot be completed (no key for its d= and s= any
@@ -47,10 +47,10 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mail/config.h"
@@ -61,7 +61,9 @@
 #include "util/event.h"
 #include "util/log.h"
 
-#define SIGNER_NICE 19               /* the CPU that nothing else wants */
+#define SIGNER_PATIENCE_MS 1000      /* then a job goes to the normal-priority thread */
+#define MS_PER_SEC 1000
+#define NS_PER_MS 1000000L
 #define SIGNER_CHUNK 65536           /* content read at a time */
 #define SIGNER_SEGS_MAX 64           /* file pieces of the header block kept */
 #define SIGNER_WAKE_BUF 64
@@ -73,6 +75,7 @@ struct sjob {
     char qid[QID_MAX];
     off_t content_offset;
     off_t file_size;
+    struct timespec queued;          /* CLOCK_MONOTONIC */
     enum sjob_status status;
     char *text;                      /* d= when signed, the reason when failed */
     struct sjob *next;
@@ -96,7 +99,9 @@ struct head {
 
 static struct dkim_keys *signer_keys;
 static pthread_mutex_t signer_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t signer_cond = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;  /* the key table */
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t due_cond;     /* CLOCK_MONOTONIC, made in signer_post_jail */
 static struct sjob *todo_head, *todo_tail, *done_head;
 static int wake_fd[2] = {-1, -1};
 static size_t header_max;
@@ -197,7 +202,11 @@ static void sign_one(struct sjob *j)
         j->status = SJ_NOTHING;
         goto out;
     }
-    if ((c = dkim_complete_new(signer_keys, h.text.data + h.f2_pos, h.f2_len, &err)) == NULL) {
+    /* a key not preloaded is looked up (and loaded) in the shared table */
+    pthread_mutex_lock(&keys_lock);
+    c = dkim_complete_new(signer_keys, h.text.data + h.f2_pos, h.f2_len, &err);
+    pthread_mutex_unlock(&keys_lock);
+    if (c == NULL) {
         j->text = err;
         err = NULL;
         goto out;
@@ -236,26 +245,74 @@ out:
     free(err);
 }
 
-/* signer_main - the thread: take a job, do it, hand it back */
+/* due_at - when job j goes to the normal-priority thread */
+static struct timespec due_at(const struct sjob *j)
+{
+    struct timespec t = j->queued;
+
+    t.tv_sec += SIGNER_PATIENCE_MS / MS_PER_SEC;
+    t.tv_nsec += (SIGNER_PATIENCE_MS % MS_PER_SEC) * NS_PER_MS;
+    if (t.tv_nsec >= NS_PER_MS * MS_PER_SEC) {
+        t.tv_sec++;
+        t.tv_nsec -= NS_PER_MS * MS_PER_SEC;
+    }
+    return t;
+}
+
+/* overdue - has the oldest job waited SIGNER_PATIENCE_MS? (lock held) */
+static bool overdue(void)
+{
+    struct timespec now, due;
+
+    if (todo_head == NULL)
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    due = due_at(todo_head);
+    return now.tv_sec > due.tv_sec || (now.tv_sec == due.tv_sec && now.tv_nsec >= due.tv_nsec);
+}
+
+/* take - wait for a job (the idle thread: any; the other: an overdue one) */
+static struct sjob *take(bool idle)
+{
+    struct sjob *j;
+
+    pthread_mutex_lock(&signer_lock);
+    for (;;) {
+        if (idle && todo_head != NULL)
+            break;
+        if (!idle && overdue())
+            break;
+        if (idle) {
+            pthread_cond_wait(&idle_cond, &signer_lock);
+        } else if (todo_head == NULL) {
+            pthread_cond_wait(&due_cond, &signer_lock);
+        } else {
+            struct timespec due = due_at(todo_head);
+            pthread_cond_timedwait(&due_cond, &signer_lock, &due);
+        }
+    }
+    j = todo_head;
+    todo_head = j->next;
+    if (todo_head == NULL)
+        todo_tail = NULL;
+    pthread_mutex_unlock(&signer_lock);
+    return j;
+}
+
+/* signer_main - one thread: take a job, do it, hand it back */
 static void *signer_main(void *arg)
 {
-    (void)arg;
-    /* this thread only (Linux: a thread has its own nice value) */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SIGNER_NICE);
-    for (;;) {
-        struct sjob *j;
+    bool idle = arg != NULL;
 
-        pthread_mutex_lock(&signer_lock);
-        while (todo_head == NULL)
-            pthread_cond_wait(&signer_cond, &signer_lock);
-        j = todo_head;
-        todo_head = j->next;
-        if (todo_head == NULL)
-            todo_tail = NULL;
-        pthread_mutex_unlock(&signer_lock);
+    if (idle) {
+        struct sched_param sp = {0};
+        /* this thread only (Linux: a thread has its own policy) */
+        (void)sched_setscheduler(0, SCHED_IDLE, &sp);
+    }
+    for (;;) {
+        struct sjob *j = take(idle);
 
         sign_one(j);
-
         pthread_mutex_lock(&signer_lock);
         j->next = done_head;
         done_head = j;
@@ -326,12 +383,27 @@ void signer_pre_jail(struct cfg *cfg)
         msg_fatal("dkim_signing_table: %s", err ? err : "cannot load");
 }
 
-/* signer_post_jail - the wake-up pipe and the thread */
-void signer_post_jail(struct cfg *cfg)
+/* start_thread - one signing thread that takes no signals (they are the loop's) */
+static void start_thread(bool idle)
 {
+    static char idle_mark;
     pthread_t tid;
     sigset_t all, old;
     int e;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    e = pthread_create(&tid, NULL, signer_main, idle ? &idle_mark : NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0)
+        msg_fatal("signer: cannot start a signing thread: %s", strerror(e));
+    pthread_detach(tid);
+}
+
+/* signer_post_jail - the wake-up pipe and the two threads */
+void signer_post_jail(struct cfg *cfg)
+{
+    pthread_condattr_t ca;
 
     header_max = (size_t)cfg_int(cfg, "header_size_limit");
     if (signer_keys == NULL)
@@ -339,14 +411,12 @@ void signer_post_jail(struct cfg *cfg)
     if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) < 0)
         msg_fatal("signer: pipe: %m");
     event_add(wake_fd[0], EVENT_READ, signer_wake, NULL, false);
-    /* the thread takes no signals: they are the event loop's */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    e = pthread_create(&tid, NULL, signer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e != 0)
-        msg_fatal("signer: cannot start the signing thread: %s", strerror(e));
-    pthread_detach(tid);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&due_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    start_thread(true);
+    start_thread(false);
 }
 
 /* signer_wanted - does m wait for a signature? */
@@ -373,12 +443,14 @@ void signer_submit(struct qmsg *m)
     memcpy(j->qid, m->qid, sizeof(j->qid));
     j->content_offset = m->q->content_offset;
     j->file_size = m->q->file_size;
+    clock_gettime(CLOCK_MONOTONIC, &j->queued);
     pthread_mutex_lock(&signer_lock);
     if (todo_tail)
         todo_tail->next = j;
     else
         todo_head = j;
     todo_tail = j;
-    pthread_cond_signal(&signer_cond);
+    pthread_cond_signal(&idle_cond);
+    pthread_cond_signal(&due_cond);   /* it times its wait from the oldest job */
     pthread_mutex_unlock(&signer_lock);
 }
