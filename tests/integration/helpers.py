@@ -334,6 +334,20 @@ def stop_tree(proc, known, timeout):
     wait_until(lambda: not any(proc_alive(p, t) for p, t in known.items()), timeout)
 
 
+def free_dns_port():
+    """free_dns_port - a port of 127.0.0.1 free for UDP and TCP right now (a DNS server binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """wait_until - poll predicate until true or timeout; its last value."""
     deadline = time.monotonic() + timeout

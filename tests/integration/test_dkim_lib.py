@@ -20,13 +20,14 @@ beyond 127.0.0.1.
 import base64
 import os
 import re
-import socket
 import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+import helpers
 
 dkim = pytest.importorskip("dkim")
 
@@ -179,19 +180,12 @@ def test_key_file_warnings(tmp_path):
     assert p.returncode == 1 and str(missing).encode() in p.stderr
 
 
-def free_udp_port():
-    """free_udp_port - a UDP port of 127.0.0.1 nobody uses right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_verify_through_dns(tmp_path):
     """The asynchronous driver (dkim_verify_run -> dns_lookup_txt) against dnsmasq."""
     if not os.access(DNSMASQ, os.X_OK):
         pytest.skip("dnsmasq is not installed")
     key, qname, record = keygen(tmp_path, "example.com", "dns")
-    port = free_udp_port()
+    port = helpers.free_dns_port()
     # dnsmasq splits nothing itself: give it the record in 255-byte strings
     # (separated by commas, unquoted: on its command line quotes stay in)
     parts = [record[i:i + TXT_STRING_MAX] for i in range(0, len(record), TXT_STRING_MAX)]

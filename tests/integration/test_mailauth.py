@@ -28,8 +28,6 @@ No network beyond 127.0.0.1.
 
 import os
 import re
-import smtplib
-import socket
 import subprocess
 import time
 
@@ -48,6 +46,7 @@ ZONES = ("example.org", "example.net", "example.com", "example.edu")
 TXT_STRING_MAX = 255
 WAIT = 20.0
 DNS_READY = 5.0
+DNS_START_TRIES = 5         # a port taken between the choice and dnsmasq's bind
 INSIDE = "127.0.0.1"        # mynetworks
 PASS_IP = "127.0.0.2"       # allowed by the SPF records below
 OTHER_IP = "127.0.0.3"      # allowed by none
@@ -77,13 +76,6 @@ def message(frm, subject, extra=b"", body=b"Hello,\r\n\r\nthis is a test.\r\n"):
             + extra + b"\r\n" + body)
 
 
-def free_udp_port():
-    """free_udp_port - a UDP port of 127.0.0.1 nobody uses right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def keygen(inst_dir, domain, selector, ktype="rsa"):
     """keygen - `posta dkim keygen`: (key path, qname, record)."""
     inst_dir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +94,15 @@ class Dns:
     def __init__(self, root, records):
         if not os.access(DNSMASQ, os.X_OK):
             pytest.fail("dnsmasq is not installed (Debian dnsmasq-base)")
-        self.port = free_udp_port()
         self.log = root / "dnsmasq.log"
+        for _ in range(DNS_START_TRIES):
+            self.port = helpers.free_dns_port()
+            if self._start(records):
+                return
+        pytest.fail("dnsmasq did not start: %s" % self.log.read_text())
+
+    def _start(self, records):
+        """_start - run dnsmasq on self.port; False when another program took the port first."""
         cmd = [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                "--pid-file", "--bind-interfaces", "--listen-address=127.0.0.1",
                "--port=%d" % self.port, "--cache-size=0", "--user=root", "--log-queries"]
@@ -115,7 +114,10 @@ class Dns:
         with open(self.log, "wb") as lf:
             self.proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
         time.sleep(0.3)
-        assert self.proc.poll() is None, self.log.read_text()
+        if self.proc.poll() is None:
+            return True
+        assert "Address already in use" in self.log.read_text(), self.log.read_text()
+        return False
 
     def stop(self):
         """stop - end our dnsmasq (by its pid)."""

@@ -56,15 +56,6 @@ DNS_RECORDS = [
 
 
 # ---------------------------------------------------------------- DNS
-def free_udp_port():
-    """free_udp_port - a UDP port on 127.0.0.1 nobody uses now."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def dns_answers(port):
     """dns_answers - does a DNS server on port answer an A question?"""
     q = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -86,7 +77,7 @@ def dns():
     """dns - a dnsmasq on 127.0.0.1 with DNS_RECORDS; its port."""
     if not os.access(DNSMASQ, os.X_OK):
         pytest.skip("dnsmasq is not installed")
-    port = free_udp_port()
+    port = helpers.free_dns_port()
     proc = subprocess.Popen(
         [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
          "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % port,
