@@ -125,30 +125,64 @@ static inline void line_end(struct dkim_body *b)
     }
 }
 
+/* emit_run - canonical bytes that need no decision, in bulk */
+static void emit_run(struct dkim_body *b, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        size_t room = sizeof(b->out) - b->outlen;
+
+        if (room == 0) {
+            flush(b);
+            continue;
+        }
+        size_t k = n < room ? n : room;
+        memcpy(b->out + b->outlen, p, k);
+        b->outlen += k;
+        p += k;
+        n -= k;
+    }
+}
+
+/* plain - a byte that is line content as it stands (not CR, LF, nor relaxed's WSP) */
+static inline bool plain(unsigned char c, bool relaxed)
+{
+    return c != '\r' && c != '\n' && !(relaxed && is_wsp(c));
+}
+
 /* dkim_body_update - canonicalise a chunk of body text */
 void dkim_body_update(struct dkim_body *b, const void *p, size_t n)
 {
     const unsigned char *s = p;
     bool relaxed = b->canon == DKIM_CANON_RELAXED;
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
         if (b->cr) {
             b->cr = false;
             if (c == '\n') {
                 line_end(b);
+                i++;
                 continue;
             }
             data_byte(b, '\r');   /* a lone CR is line content */
         }
         if (c == '\r') {
             b->cr = true;
+            i++;
         } else if (c == '\n') {
             line_end(b);
+            i++;
         } else if (relaxed && is_wsp(c)) {
             b->wsp = true;   /* emitted as one space if content follows */
+            i++;
         } else {
+            /* the first byte releases what is held back; the rest of the run follows */
+            size_t j = i + 1;
+            while (j < n && plain(s[j], relaxed))
+                j++;
             data_byte(b, c);
+            emit_run(b, s + i + 1, j - i - 1);
+            i = j;
         }
     }
 }
