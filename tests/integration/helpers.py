@@ -334,6 +334,18 @@ def stop_tree(proc, known, timeout):
     wait_until(lambda: not any(proc_alive(p, t) for p, t in known.items()), timeout)
 
 
+def dkim_keygen(posta, folder, domain, selector, ktype="rsa"):
+    """dkim_keygen - `posta dkim keygen` with the posta binary given: (key path, qname, record)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run([str(posta), "dkim", "keygen", domain, selector, "--type", ktype,
+                        "--dir", str(folder)], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"^(\S+)\. IN TXT \((.*?)\)", p.stdout.decode(), re.M | re.S)
+    assert m, p.stdout
+    record = "".join(re.findall(r'"([^"]*)"', m.group(2)))
+    return folder / ("%s.%s.key" % (domain, selector)), m.group(1), record
+
+
 def free_dns_port():
     """free_dns_port - a port of 127.0.0.1 free for UDP and TCP right now (a DNS server binds both)."""
     while True:

@@ -100,16 +100,10 @@ def message(token):
 
 
 def keygen(folder, selector, ktype):
-    """keygen - `posta dkim keygen`: (key path, qname, record)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run([str(conftest.POSTA), "dkim", "keygen", DOMAIN, selector, "--type",
-                        ktype, "--dir", str(folder)], capture_output=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    m = re.search(r"^(\S+)\. IN TXT \((.*?)\)", p.stdout.decode(), re.M | re.S)
-    assert m, p.stdout
-    record = "".join(re.findall(r'"([^"]*)"', m.group(2)))
+    """keygen - `posta dkim keygen` for DOMAIN: (key path, qname, record)."""
+    key, qname, record = helpers.dkim_keygen(conftest.POSTA, folder, DOMAIN, selector, ktype)
     assert ("k=%s" % ktype) in record, record
-    return folder / ("%s.%s.key" % (DOMAIN, selector)), m.group(1), record
+    return key, qname, record
 
 
 def split(msg):

@@ -78,14 +78,7 @@ def message(frm, subject, extra=b"", body=b"Hello,\r\n\r\nthis is a test.\r\n"):
 
 def keygen(inst_dir, domain, selector, ktype="rsa"):
     """keygen - `posta dkim keygen`: (key path, qname, record)."""
-    inst_dir.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run([str(conftest.POSTA), "dkim", "keygen", domain, selector, "--type",
-                        ktype, "--dir", str(inst_dir)], capture_output=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    m = re.search(r"^(\S+)\. IN TXT \((.*?)\)", p.stdout.decode(), re.M | re.S)
-    assert m, p.stdout
-    record = "".join(re.findall(r'"([^"]*)"', m.group(2)))
-    return inst_dir / ("%s.%s.key" % (domain, selector)), m.group(1), record
+    return helpers.dkim_keygen(conftest.POSTA, inst_dir, domain, selector, ktype)
 
 
 class Dns:

@@ -285,11 +285,21 @@ def main(defaults=None, argv=None):
         os.chmod(opts.unix, SOCKET_MODE)
         port = 0
     else:
-        host, _, port = opts.listen.rpartition(":")
-        server = loop.run_until_complete(loop.create_server(
-            factory, host.strip("[]"), int(port), reuse_address=True))
-        port = server.sockets[0].getsockname()[1]
-    ready = Path(opts.dir) / "ready"
+        server, port = listen_tcp(loop, factory, opts.listen)
+    serve(loop, server, opts.dir, port)
+
+
+def listen_tcp(loop, factory, listen):
+    """listen_tcp - a server on "HOST:PORT" (PORT 0: any): (server, port)."""
+    host, _, port = listen.rpartition(":")
+    server = loop.run_until_complete(loop.create_server(
+        factory, host.strip("[]"), int(port), reuse_address=True))
+    return server, server.sockets[0].getsockname()[1]
+
+
+def serve(loop, server, folder, port):
+    """serve - write FOLDER/ready (the port, atomically), then run until killed."""
+    ready = Path(folder) / "ready"
     tmp = ready.with_suffix(".tmp")
     tmp.write_text("%d\n" % port)
     os.replace(tmp, ready)

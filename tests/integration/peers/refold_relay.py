@@ -44,7 +44,6 @@ import os
 import re
 import smtplib
 import sys
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -243,18 +242,8 @@ def main():
     def factory():
         return proto(handler, opts, rec, hostname=opts.hostname, loop=loop,
                      data_size_limit=peerlib.DEFAULT_SIZE, ident="posta test refold relay")
-    host, _, port = opts.listen.rpartition(":")
-    server = loop.run_until_complete(loop.create_server(
-        factory, host.strip("[]"), int(port), reuse_address=True))
-    port = server.sockets[0].getsockname()[1]
-    ready = Path(opts.dir) / "ready"
-    tmp = ready.with_suffix(".tmp")
-    tmp.write_text("%d\n" % port)
-    os.replace(tmp, ready)
-    try:
-        loop.run_forever()
-    finally:
-        server.close()
+    server, port = peerlib.listen_tcp(loop, factory, opts.listen)
+    peerlib.serve(loop, server, opts.dir, port)
 
 
 if __name__ == "__main__":
