@@ -365,26 +365,30 @@ static void spf_done_common(struct mailauth *ma, bool sync)
         ma_progress(ma);
 }
 
+/* spf_finished - one check's outcome: keep it and go on (sync: spf_start still runs) */
+static void spf_finished(struct mailauth *ma, struct ma_spf *sp, const struct spf_outcome *o)
+{
+    bool sync = !sp->started;
+
+    spf_save(sp, o);
+    sp->started = true;
+    spf_done_common(ma, sync);
+}
+
 /* spf_mail_done - the MAIL FROM check finished */
 static void spf_mail_done(void *ctx, const struct spf_outcome *o)
 {
     struct mailauth *ma = ctx;
-    bool sync = !ma->spf.started;
 
-    spf_save(&ma->spf, o);
-    ma->spf.started = true;
-    spf_done_common(ma, sync);
+    spf_finished(ma, &ma->spf, o);
 }
 
 /* spf_helo_done - the HELO check finished */
 static void spf_helo_done(void *ctx, const struct spf_outcome *o)
 {
     struct mailauth *ma = ctx;
-    bool sync = !ma->helo.started;
 
-    spf_save(&ma->helo, o);
-    ma->helo.started = true;
-    spf_done_common(ma, sync);
+    spf_finished(ma, &ma->helo, o);
 }
 
 /* session_ours - mail we sign rather than judge: AUTH or mynetworks clients */

@@ -470,6 +470,46 @@ void dkim_sign_opts_free(struct dkim_sign_opts *o)
 
 /* ---- signing ------------------------------------------------------------------ */
 
+/* struct body_hash - the canonical body into SHA-256 (bh=); the digest starts at the first byte */
+struct body_hash {
+    EVP_MD_CTX *md;
+    struct dkim_body canon;
+};
+
+/* bh_start - the SHA-256 context, made when first needed */
+static EVP_MD_CTX *bh_start(struct body_hash *h)
+{
+    if (h->md == NULL
+        && ((h->md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1))
+        msg_fatal("DKIM: cannot start SHA-256: %s", ossl_why());
+    return h->md;
+}
+
+/* bh_fn - canonical body bytes into the hash */
+static void bh_fn(void *ctx, const void *p, size_t n)
+{
+    EVP_DigestUpdate(bh_start(ctx), p, n);
+}
+
+/* bh_init - a body hash with canonicalisation c (h must not move afterwards) */
+static void bh_init(struct body_hash *h, enum dkim_canon c)
+{
+    h->md = NULL;
+    dkim_body_init(&h->canon, c, bh_fn, h);
+}
+
+/* bh_final - end of body: the base64 of the hash into b64 */
+static void bh_final(struct body_hash *h, struct buf *b64)
+{
+    unsigned char d[DKIM_SHA256_LEN];
+    unsigned dlen = 0;
+
+    dkim_body_final(&h->canon);
+    if (EVP_DigestFinal_ex(bh_start(h), d, &dlen) != 1)
+        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
+    dkim_b64(d, dlen, b64);
+}
+
 struct dkim_sign {
     struct dkim_key *key;
     enum dkim_canon hcanon, bcanon;
@@ -479,17 +519,8 @@ struct dkim_sign {
     time_t now;
     struct dkim_fields fields;
     bool have_header;
-    EVP_MD_CTX *bctx;
-    struct dkim_body body;
+    struct body_hash body;
 };
-
-/* body_hash_fn - canonical body bytes into the body hash */
-static void body_hash_fn(void *ctx, const void *p, size_t n)
-{
-    struct dkim_sign *s = ctx;
-
-    EVP_DigestUpdate(s->bctx, p, n);
-}
 
 /* dkim_sign_new - start a signature */
 struct dkim_sign *dkim_sign_new(struct dkim_key *k, const struct dkim_sign_opts *o, time_t now)
@@ -523,9 +554,7 @@ struct dkim_sign *dkim_sign_new(struct dkim_key *k, const struct dkim_sign_opts 
         else
             s->names[s->nnames++] = n;
     }
-    if ((s->bctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(s->bctx, EVP_sha256(), NULL) != 1)
-        msg_fatal("DKIM: cannot start SHA-256: %s", ossl_why());
-    dkim_body_init(&s->body, s->bcanon, body_hash_fn, s);
+    bh_init(&s->body, s->bcanon);
     return s;
 }
 
@@ -540,7 +569,7 @@ void dkim_sign_header(struct dkim_sign *s, const char *hdr, size_t len)
 /* dkim_sign_body - a chunk of the body */
 void dkim_sign_body(struct dkim_sign *s, const void *p, size_t n)
 {
-    dkim_body_update(&s->body, p, n);
+    dkim_body_update(&s->body.canon, p, n);
 }
 
 /* struct fold - a header being written with folding at DKIM_HEADER_WIDTH */
@@ -754,18 +783,13 @@ static int sign_head(struct dkim_sign *s, const char *bh64, struct fold *f, char
 /* dkim_sign_finish - the DKIM-Signature header */
 int dkim_sign_finish(struct dkim_sign *s, const char *eol, struct buf *out, char **err)
 {
-    unsigned char bh[DKIM_SHA256_LEN];
-    unsigned bhlen = 0;
     struct buf hdr = BUF_INIT, data = BUF_INIT, b64 = BUF_INIT, sigb64 = BUF_INIT;
     char **h = NULL;
     size_t nh = 0;
     struct fold f = {&hdr, 0};
     int rc = -1;
 
-    dkim_body_final(&s->body);
-    if (EVP_DigestFinal_ex(s->bctx, bh, &bhlen) != 1)
-        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
-    dkim_b64(bh, bhlen, &b64);
+    bh_final(&s->body, &b64);
     if (sign_head(s, buf_str(&b64), &f, &h, &nh, err) < 0)
         goto out;
     dkim_hash_headers(&s->fields, h, nh, s->hcanon, &data);
@@ -820,7 +844,7 @@ void dkim_sign_free(struct dkim_sign *s)
         free(s->names[i]);
     free(s->names);
     dkim_fields_free(&s->fields);
-    EVP_MD_CTX_free(s->bctx);
+    EVP_MD_CTX_free(s->body.md);
     dkim_key_release(s->key);
     free(s);
 }
@@ -850,8 +874,7 @@ struct dkim_complete {
     struct dkim_sig sig;     /* its tags (placeholders read as zero bytes) */
     struct dkim_key *key;
     struct dkim_fields fields;
-    EVP_MD_CTX *bctx;
-    struct dkim_body body;
+    struct body_hash body;
 };
 
 /* name_is - does field start with exactly name ':'? */
@@ -868,14 +891,6 @@ bool dkim_complete_needed(const char *field, size_t flen)
     if (name_is(field, flen, DKIM_PENDING_HEADER))
         return true;
     return name_is(field, flen, DKIM_SIG_HEADER) && memchr(field, DKIM_PENDING_CHAR, flen);
-}
-
-/* complete_body_fn - canonical body bytes into the body hash */
-static void complete_body_fn(void *ctx, const void *p, size_t n)
-{
-    struct dkim_complete *c = ctx;
-
-    EVP_DigestUpdate(c->bctx, p, n);
 }
 
 /* dkim_complete_new - parse a pending field and find its key; NULL + *err */
@@ -914,9 +929,7 @@ struct dkim_complete *dkim_complete_new(struct dkim_keys *ks, const char *field,
         goto fail;
     }
     c->key->refs++;
-    if ((c->bctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(c->bctx, EVP_sha256(), NULL) != 1)
-        msg_fatal("DKIM: cannot start SHA-256: %s", ossl_why());
-    dkim_body_init(&c->body, c->sig.bcanon, complete_body_fn, c);
+    bh_init(&c->body, c->sig.bcanon);
     free(value);
     return c;
 fail:
@@ -936,7 +949,7 @@ void dkim_complete_header(struct dkim_complete *c, const char *hdr, size_t len)
 /* dkim_complete_body - a chunk of the body */
 void dkim_complete_body(struct dkim_complete *c, const void *p, size_t n)
 {
-    dkim_body_update(&c->body, p, n);
+    dkim_body_update(&c->body.canon, p, n);
 }
 
 /* tag_value - offset of the value of tag name (after "name="), or flen */
@@ -974,17 +987,12 @@ static bool fill(char *f, size_t flen, size_t at, const char *chars)
 /* dkim_complete_finish - the finished field, exactly as long as the pending one */
 int dkim_complete_finish(struct dkim_complete *c, struct buf *out, char **err)
 {
-    unsigned char bh[DKIM_SHA256_LEN];
-    unsigned bhlen = 0;
     struct buf b64 = BUF_INIT, head = BUF_INIT, data = BUF_INIT, sigb64 = BUF_INIT;
     char *f = xmemdup(c->field, c->flen);
     size_t bhat, bat;
     int rc = -1;
 
-    dkim_body_final(&c->body);
-    if (EVP_DigestFinal_ex(c->bctx, bh, &bhlen) != 1)
-        msg_fatal("DKIM: SHA-256 failed: %s", ossl_why());
-    dkim_b64(bh, bhlen, &b64);
+    bh_final(&c->body, &b64);
     memcpy(f, DKIM_SIG_HEADER, strlen(DKIM_SIG_HEADER));
     bhat = tag_value(f, c->flen, "bh", 0);
     /* b= is the last tag: everything after "b=" is its value */
@@ -1034,6 +1042,6 @@ void dkim_complete_free(struct dkim_complete *c)
     dkim_sig_free(&c->sig);
     dkim_key_release(c->key);
     dkim_fields_free(&c->fields);
-    EVP_MD_CTX_free(c->bctx);
+    EVP_MD_CTX_free(c->body.md);
     free(c);
 }

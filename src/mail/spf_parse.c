@@ -266,6 +266,22 @@ static const struct {
     {"ip6", SPF_MECH_IP6},     {"exists", SPF_MECH_EXISTS},
 };
 
+/* opt_domain - an optional ":domain-spec" into t->domain; -1 + *why (bad: no ':') */
+static int opt_domain(const char *arg, size_t alen, struct spf_term *t, const char *bad,
+                      const char **why)
+{
+    if (alen == 0)
+        return 0;
+    if (arg[0] != ':') {
+        *why = bad;
+        return -1;
+    }
+    if (!domain_spec_ok(arg + 1, alen - 1, why))
+        return -1;
+    t->domain = xstrndup(arg + 1, alen - 1);
+    return 0;
+}
+
 /* parse_mechanism - one directive: [qualifier] mechanism */
 static int parse_mechanism(const char *s, size_t n, struct spf_term *t, const char **why)
 {
@@ -314,15 +330,7 @@ static int parse_mechanism(const char *s, size_t n, struct spf_term *t, const ch
         t->domain = xstrndup(arg + 1, alen - 1);
         return 0;
     case SPF_MECH_PTR:
-        if (alen == 0)
-            return 0;
-        if (arg[0] != ':' || !domain_spec_ok(arg + 1, alen - 1, why)) {
-            if (arg[0] != ':')
-                *why = "invalid ptr argument";
-            return -1;
-        }
-        t->domain = xstrndup(arg + 1, alen - 1);
-        return 0;
+        return opt_domain(arg, alen, t, "invalid ptr argument", why);
     case SPF_MECH_A:
     case SPF_MECH_MX:
         alen = split_dual_cidr(arg, alen, t);
@@ -330,15 +338,7 @@ static int parse_mechanism(const char *s, size_t n, struct spf_term *t, const ch
             *why = "invalid CIDR length";
             return -1;
         }
-        if (alen == 0)
-            return 0;
-        if (arg[0] != ':' || !domain_spec_ok(arg + 1, alen - 1, why)) {
-            if (arg[0] != ':')
-                *why = "invalid mechanism argument";
-            return -1;
-        }
-        t->domain = xstrndup(arg + 1, alen - 1);
-        return 0;
+        return opt_domain(arg, alen, t, "invalid mechanism argument", why);
     case SPF_MECH_IP4:
     case SPF_MECH_IP6:
         if (alen < 2 || arg[0] != ':') {
