@@ -308,10 +308,21 @@ class Instance:
         return sorted(p.name for p in d.iterdir() if p.is_file())
 
     def complete_files(self, sub="incoming"):
-        """complete_files - queue files marked complete (mode 0700)."""
+        """complete_files - queue files marked complete (mode 0700).
+
+        smtpd may remove an unfinished file between the listing and the
+        stat (a session closing while the test looks): such a file was
+        not complete."""
         d = self.spool / sub
-        return [n for n in self.queue_files(sub)
-                if stat.S_IMODE((d / n).stat().st_mode) == helpers.QFILE_MODE_DONE]
+        done = []
+        for n in self.queue_files(sub):
+            try:
+                mode = (d / n).stat().st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_IMODE(mode) == helpers.QFILE_MODE_DONE:
+                done.append(n)
+        return done
 
     def qfile(self, qid, sub="incoming"):
         """qfile - the parsed queue file of qid."""
