@@ -124,6 +124,7 @@ struct eval {
     char enh[ENH_LEN];
     struct buf text;
     int local_dom;
+    struct smtpd_actions act;  /* HOLD, DISCARD, ...: kept if the command is accepted */
 
     /* DNS: the answer of the lookup the current restriction started */
     bool dns_busy, dns_have;
@@ -588,6 +589,104 @@ static enum rv rbl(struct eval *e, const struct restr *r, enum subject subj, con
 
 /* ---------- access tables ---------- */
 
+/* header_name_ok - text starts with a header field name and ':' (PREPEND) */
+static bool header_name_ok(const char *text)
+{
+    size_t n = 0;
+
+    while (text[n] > ' ' && text[n] < 0x7f && text[n] != ':')
+        n++;
+    return n > 0 && text[n] == ':';
+}
+
+/* one_word - a non-empty argument without white space or control characters */
+static bool one_word(const char *text)
+{
+    if (*text == 0)
+        return false;
+    for (; *text; text++)
+        if ((unsigned char)*text <= ' ' || *text == 0x7f)
+            return false;
+    return true;
+}
+
+/* set_action - *slot = "<name>: Class text" (or "triggers WHAT"), logged as kind */
+static void set_action(struct eval *e, enum subject subj, char **slot, const char *kind,
+                       const char *what, const char *text)
+{
+    struct buf tmp = BUF_INIT, why = BUF_INIT;
+
+    (void)buf_printf(&why, "<%s>: %s ", subj_name(e, subj, &tmp), subj_class(subj));
+    if (*text && slot != NULL)
+        (void)buf_puts(&why, text);
+    else
+        (void)buf_printf(&why, "triggers %s", what);
+    log_reject(e, kind, 0, "", buf_str(&why));
+    if (slot != NULL) {
+        free(*slot);
+        *slot = xstrdup(buf_str(&why));
+    }
+    buf_free(&tmp);
+    buf_free(&why);
+}
+
+/*
+ * other_action - HOLD, DISCARD, PREPEND, REDIRECT, BCC, FILTER: remember
+ * it for the message (actions.c) and go on; DISCARD also permits
+ */
+static enum rv other_action(struct eval *e, const struct restr *r, enum subject subj,
+                            const struct access_result *ar, const char *value)
+{
+    struct smtpd_actions *a = &e->act;
+    struct buf what = BUF_INIT;
+    enum rv v = RV_DUNNO;
+
+    switch (ar->kind) {
+    case AK_HOLD:
+        set_action(e, subj, &a->hold, "hold", "HOLD action", ar->text);
+        break;
+    case AK_DISCARD:
+        set_action(e, subj, &a->discard, "discard", "DISCARD action", ar->text);
+        v = RV_PERMIT;
+        break;
+    case AK_PREPEND:
+        if (!header_name_ok(ar->text))
+            goto bad;
+        (void)buf_printf(&a->prepend, "%s\n", ar->text);
+        break;
+    case AK_REDIRECT:
+    case AK_BCC:
+    case AK_FILTER:
+        if (!one_word(ar->text) || (ar->kind == AK_FILTER && ar->text[0] == ':')
+            || (ar->kind == AK_FILTER && strchr(ar->text, ':') == NULL))
+            goto bad;
+        (void)buf_printf(&what, "%s %s", ar->kind == AK_REDIRECT ? "REDIRECT"
+                                         : ar->kind == AK_BCC    ? "BCC"
+                                                                 : "FILTER", ar->text);
+        if (ar->kind == AK_BCC) {
+            set_action(e, subj, NULL, "bcc", buf_str(&what), "");
+            a->bcc = xreallocarray(a->bcc, a->nbcc + 1, sizeof(*a->bcc));
+            a->bcc[a->nbcc++] = xstrdup(ar->text);
+        } else {
+            char **slot = ar->kind == AK_REDIRECT ? &a->redirect : &a->filter;
+
+            set_action(e, subj, NULL, ar->kind == AK_REDIRECT ? "redirect" : "filter",
+                       buf_str(&what), "");
+            free(*slot);
+            *slot = xstrdup(ar->text);
+        }
+        break;
+    default:
+        break;
+    }
+    buf_free(&what);
+    return v;
+bad:
+    buf_free(&what);
+    msg_warn("access table %s: bad action argument: \"%s\"", r->arg, value);
+    return config_error(e, subj);
+}
+
 /* access_action - act on a table's value for subject subj */
 static enum rv access_action(struct eval *e, const struct restr *r, enum subject subj,
                              const char *value)
@@ -627,8 +726,16 @@ static enum rv access_action(struct eval *e, const struct restr *r, enum subject
     case AK_WARN:
         log_reject(e, "warn", 0, "", ar.text);
         break;
-    case AK_IGNORED:
-        msg_warn("%s: action \"%s\" is not supported by posta; ignored", r->arg, value);
+    case AK_INFO:
+        log_reject(e, "info", 0, "", ar.text);
+        break;
+    case AK_HOLD:
+    case AK_DISCARD:
+    case AK_PREPEND:
+    case AK_REDIRECT:
+    case AK_BCC:
+    case AK_FILTER:
+        v = other_action(e, r, subj, &ar, value);
         break;
     case AK_RESTRICTION:
         if (ar.op == R_CLASS) {
@@ -1031,6 +1138,7 @@ static void eval_free(struct eval *e)
     buf_free(&e->dip_text);
     buf_free(&e->text);
     buf_free(&e->dns_txt);
+    actions_reset(&e->act);
     free(e);
 }
 
@@ -1075,8 +1183,15 @@ static const char *intern(const char *text)
 /* eval_apply - the decision: reply (or fill *r for DATA/BDAT) and log; 0 to accept */
 static int eval_apply(struct eval *e, struct smtpd_result *r)
 {
-    if (!e->rejected)
+    if (!e->rejected) {
+        if (e->stage == PS_HELO) {
+            actions_reset(&e->s->sess_act);     /* a new HELO: its own actions */
+            actions_merge(&e->s->sess_act, &e->act);
+        } else {
+            actions_merge(&e->s->act, &e->act);
+        }
         return 0;
+    }
     log_reject(e, "reject", e->code, e->enh, buf_str(&e->text));
     if (r != NULL) {
         r->code = e->code;

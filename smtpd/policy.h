@@ -111,7 +111,13 @@ enum access_kind {
     AK_DEFER,       /* DEFER [text], 4xx text */
     AK_DEFER_IF_PERMIT, AK_DEFER_IF_REJECT,
     AK_WARN,        /* WARN text: log and go on */
-    AK_IGNORED,     /* HOLD, DISCARD, FILTER, ...: not supported, logged, go on */
+    AK_INFO,        /* INFO text: log and go on */
+    AK_HOLD,        /* HOLD [text]: the message goes to hold/; go on */
+    AK_DISCARD,     /* DISCARD [text]: accept (like OK), then drop the message */
+    AK_PREPEND,     /* PREPEND name: value: a header field on top; go on */
+    AK_REDIRECT,    /* REDIRECT addr: the one recipient of the message; go on */
+    AK_BCC,         /* BCC addr: one more recipient; go on */
+    AK_FILTER,      /* FILTER transport:nexthop: the content filter; go on */
     AK_RESTRICTION, /* the name of a restriction (op) or of a class */
     AK_BAD          /* none of these: server configuration error */
 };

@@ -288,9 +288,9 @@ void access_parse(const char *value, const struct restr_classes *classes,
         {"OK", AK_OK}, {"PERMIT", AK_OK}, {"DUNNO", AK_DUNNO},
         {"REJECT", AK_REJECT}, {"DEFER", AK_DEFER},
         {"DEFER_IF_PERMIT", AK_DEFER_IF_PERMIT}, {"DEFER_IF_REJECT", AK_DEFER_IF_REJECT},
-        {"WARN", AK_WARN}, {"HOLD", AK_IGNORED}, {"DISCARD", AK_IGNORED},
-        {"FILTER", AK_IGNORED}, {"REDIRECT", AK_IGNORED}, {"PREPEND", AK_IGNORED},
-        {"BCC", AK_IGNORED}, {"INFO", AK_WARN},
+        {"WARN", AK_WARN}, {"HOLD", AK_HOLD}, {"DISCARD", AK_DISCARD},
+        {"FILTER", AK_FILTER}, {"REDIRECT", AK_REDIRECT}, {"PREPEND", AK_PREPEND},
+        {"BCC", AK_BCC}, {"INFO", AK_INFO},
     };
     const char *rest;
     long ci;

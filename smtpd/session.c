@@ -153,6 +153,16 @@ void session_count_verb(struct session *s, enum smtpd_verb v, int code)
         s->counts[v][0]++;
 }
 
+/* session_log_reject - Postfix's "QID: reject: STAGE from NAME[ADDR]: CODE ENH TEXT; ..." */
+void session_log_reject(struct session *s, const char *stage, const char *replytext)
+{
+    msg_info("%s: reject: %s from %s[%s]: %s; from=<%s> %s%s%sproto=%s helo=<%s>",
+             s->qid_logged ? s->qid : "NOQUEUE", stage, s->name, s->addr, replytext,
+             s->sender ? s->sender : "", s->nrcpt ? "to=<" : "",
+             s->nrcpt ? s->rcpts[0].addr : "", s->nrcpt ? "> " : "", session_protocol(s),
+             s->helo ? s->helo : "");
+}
+
 /* session_reset_transaction - forget the envelope and any content (RSET) */
 void session_reset_transaction(struct session *s)
 {
@@ -176,6 +186,7 @@ void session_reset_transaction(struct session *s)
     free(s->msgid);
     s->msgid = NULL;
     s->bdat_failed = false;
+    actions_reset(&s->act);
     if (s->state != SS_LOOKUP)
         s->state = s->helo ? SS_IDLE : SS_CONNECT;
 }
@@ -234,6 +245,7 @@ void session_kill(struct session *s, const char *why)
     else if (s->state == SS_CHUNK)
         session_count_verb(s, V_BDAT, 0);
     session_reset_transaction(s);
+    actions_reset(&s->sess_act);
     if (s->dns != NULL) {
         dns_cancel(s->dns);
         s->dns = NULL;
