@@ -81,6 +81,7 @@ static const struct restr_name restr_names[] = {
     {"check_sender_access", R_CHECK_SENDER_ACCESS, RA_TABLE},
     {"check_recipient_access", R_CHECK_RCPT_ACCESS, RA_TABLE},
     {"reject_sender_login_mismatch", R_REJECT_SENDER_LOGIN_MISMATCH, RA_NONE},
+    {"check_policy_service", R_CHECK_POLICY, RA_POLICY},
 };
 
 #define NRESTR_NAMES (sizeof(restr_names) / sizeof(restr_names[0]))
@@ -213,6 +214,17 @@ bool restr_parse_list(char **words, size_t n, const char *param,
             }
             if (!parse_domain_arg(words[++i], r, err))
                 goto fail;
+            break;
+        case RA_POLICY:
+            /* "inet:host:port", "unix:path" or a braced group that starts with one;
+             * the attributes are checked when smtpd starts (policy_client.c) */
+            if (i + 1 >= n || (strncasecmp(words[i + 1], "inet:", 5) != 0
+                               && strncasecmp(words[i + 1], "unix:", 5) != 0)) {
+                *err = xasprintf("restriction %s requires an inet:host:port or unix:pathname "
+                                 "argument", w);
+                goto fail;
+            }
+            r->arg = xstrdup(words[++i]);
             break;
         }
         out->n++;
