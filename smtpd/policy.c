@@ -1319,7 +1319,7 @@ static void open_services(struct restr_list *l, const struct pol_spec *defaults)
 
         if (l->v[i].op != R_CHECK_POLICY)
             continue;
-        if (!pol_spec_parse(l->v[i].arg, defaults, &spec, &why))
+        if (!pol_spec_parse(l->v[i].arg, defaults, &spec, &why))   /* (checked by now) */
             msg_fatal("%s: check_policy_service: %s", l->param, why);
         l->v[i].service = pol_service_get(l->v[i].arg, &spec);
     }

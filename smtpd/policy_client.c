@@ -58,6 +58,7 @@
 #define MS_PER_S 1000u
 #define POL_TIME_MAX_S 86400LL      /* a day: longer settings are mistakes */
 #define POL_COUNT_MAX 1000000LL
+#define ASCII_DEL 0x7f
 
 /* ---------- the pure parts: specification, request, reply ---------- */
 
@@ -326,6 +327,15 @@ enum pol_reply_status pol_reply_parse(const char *data, size_t len, struct buf *
                 if (llen == eq + 1) {
                     *why = "empty action in reply";
                     return POL_REPLY_ERROR;
+                }
+                for (size_t k = eq + 1; k < llen; k++) {
+                    unsigned char c = (unsigned char)line[k];
+
+                    if ((c < ' ' && c != '\t') || c == ASCII_DEL) {
+                        /* it would end up in an SMTP reply */
+                        *why = "control character in action";
+                        return POL_REPLY_ERROR;
+                    }
                 }
                 (void)buf_append(action, line + eq + 1, llen - eq - 1);
                 have = true;

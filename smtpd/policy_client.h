@@ -68,8 +68,9 @@ enum pol_reply_status { POL_REPLY_MORE, POL_REPLY_DONE, POL_REPLY_ERROR };
  * pol_reply_parse - look at the bytes read so far: MORE (no empty line
  * yet, within POL_REPLY_MAX), DONE (action copied into *action; *used:
  * the bytes of the reply, the empty line included) or ERROR (*why: a line
- * without '=', no or an empty action, two actions, too long). A CR before
- * LF is tolerated; attributes other than action are ignored.
+ * without '=', no or an empty action, two actions, a control character
+ * in the action, too long). A CR before LF is tolerated; attributes other
+ * than action are ignored.
  */
 enum pol_reply_status pol_reply_parse(const char *data, size_t len, struct buf *action,
                                       size_t *used, const char **why);
