@@ -134,7 +134,7 @@ struct eval {
     struct buf dns_txt;
 
     /* check_policy_service: the action of the request the current restriction made */
-    bool pol_busy, pol_have;
+    bool pol_have;
     struct buf pol_action;
 };
 
@@ -725,7 +725,6 @@ static void policy_cb(void *ctx, const char *action)
 {
     struct eval *e = ctx;
 
-    e->pol_busy = false;
     e->pol_have = true;
     buf_reset(&e->pol_action);
     (void)buf_puts(&e->pol_action, action);
@@ -743,7 +742,6 @@ static enum rv check_policy(struct eval *e, const struct restr *r, enum subject 
         /* protocol_state is the command judged (RCPT for every list with delay_reject) */
         policy_request_build(&req, e->s, e->verb_name, e->helo, e->sender, e->rcpt,
                              pol_service_spec(r->service)->policy_context);
-        e->pol_busy = true;
         pol_request(r->service, &req, policy_cb, e);
         buf_free(&req);
         return RV_SUSPEND;
