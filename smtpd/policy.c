@@ -57,6 +57,7 @@
 #include "util/log.h"
 
 #include "policy.h"
+#include "policy_client.h"
 #include "smtpd.h"
 
 #define POLICY_DNS_TIMEOUT_MS 10000   /* one DNS restriction, all its queries */
@@ -132,6 +133,10 @@ struct eval {
     enum dns_status dns_st;
     bool dns_hit;
     struct buf dns_txt;
+
+    /* check_policy_service: the action of the request the current restriction made */
+    bool pol_have;
+    struct buf pol_action;
 };
 
 static struct eval *reentry;      /* the decided evaluation, during the handler's second call */
@@ -820,6 +825,41 @@ static enum rv check_access(struct eval *e, const struct restr *r, enum subject 
     return v;
 }
 
+/* ---------- check_policy_service ---------- */
+
+/* policy_cb - the policy server's action (or the default action) arrived */
+static void policy_cb(void *ctx, const char *action)
+{
+    struct eval *e = ctx;
+
+    e->pol_have = true;
+    buf_reset(&e->pol_action);
+    (void)buf_puts(&e->pol_action, action);
+    eval_resume(e);
+}
+
+/* check_policy - ask the policy server, suspend; then act on its action as an access value */
+static enum rv check_policy(struct eval *e, const struct restr *r, enum subject subj)
+{
+    enum rv v;
+
+    if (!e->pol_have) {
+        struct buf req = BUF_INIT;
+
+        /* protocol_state is the command judged (RCPT for every list with delay_reject) */
+        policy_request_build(&req, e->s, e->verb_name, e->helo, e->sender, e->rcpt,
+                             pol_service_spec(r->service)->policy_context);
+        pol_request(r->service, &req, policy_cb, e);
+        buf_free(&req);
+        return RV_SUSPEND;
+    }
+    /* kept while a restriction named by the action waits for DNS */
+    v = access_action(e, r, subj, buf_str(&e->pol_action));
+    if (v != RV_SUSPEND)
+        e->pol_have = false;
+    return v;
+}
+
 /* ---------- sender login maps ---------- */
 
 /* login_owners - the SASL logins that own addr (malloc'ed, NULL: none); *fail on tempfail */
@@ -1033,6 +1073,8 @@ static enum rv run_restriction(struct eval *e, const struct restr *r, enum subje
         return check_access(e, r, subj, SUBJ_RCPT);
     case R_REJECT_SENDER_LOGIN_MISMATCH:
         return sender_login_mismatch(e);
+    case R_CHECK_POLICY:
+        return check_policy(e, r, subj);
     case R_CLASS: {
         /* a class is a list of its own: evaluated in place, its permit ends it */
         const struct restr_list *l = &pc.rc.classes.lists[r->class_idx];
@@ -1138,6 +1180,7 @@ static void eval_free(struct eval *e)
     buf_free(&e->dip_text);
     buf_free(&e->text);
     buf_free(&e->dns_txt);
+    buf_free(&e->pol_action);
     actions_reset(&e->act);
     free(e);
 }
@@ -1371,12 +1414,28 @@ static bool uses_dns(const struct restr_list *l)
         case R_CHECK_HELO_ACCESS:
         case R_CHECK_SENDER_ACCESS:
         case R_CHECK_RCPT_ACCESS:
+        case R_CHECK_POLICY:
             return true;
         default:
             break;
         }
     }
     return false;
+}
+
+/* open_services - the check_policy_service servers of a list (fatal on a bad argument) */
+static void open_services(struct restr_list *l, const struct pol_spec *defaults)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct pol_spec spec;
+        char *why = NULL;
+
+        if (l->v[i].op != R_CHECK_POLICY)
+            continue;
+        if (!pol_spec_parse(l->v[i].arg, defaults, &spec, &why))   /* (checked by now) */
+            msg_fatal("%s: check_policy_service: %s", l->param, why);
+        l->v[i].service = pol_service_get(l->v[i].arg, &spec);
+    }
 }
 
 /* policy_init - parse every list, open its tables, set up DNS; fatal on any error */
@@ -1392,6 +1451,19 @@ void policy_init(struct cfg *cfg)
 
     if (!restr_config_load(cfg, true, &pc.rc, &why))
         msg_fatal("%s", why);
+    {
+        struct restr_list *lists[] = {&pc.rc.client, &pc.rc.helo, &pc.rc.sender,
+                                      &pc.rc.relay, &pc.rc.rcpt, &pc.rc.data};
+        struct pol_spec defaults;
+
+        pol_client_init(cfg);
+        pol_spec_defaults(cfg, &defaults);
+        for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+            open_services(lists[i], &defaults);
+        for (size_t i = 0; i < pc.rc.classes.n; i++)
+            open_services(&pc.rc.classes.lists[i], &defaults);
+        pol_spec_free(&defaults);
+    }
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         dns = dns || uses_dns(all[i]);
     for (size_t i = 0; i < pc.rc.classes.n; i++)

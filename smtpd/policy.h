@@ -25,6 +25,7 @@
 
 struct cfg;
 struct dict;
+struct pol_service;
 struct session;
 struct smtpd_result;
 
@@ -38,12 +39,12 @@ enum restr_op {
     R_REJECT_UNLISTED_RCPT, R_REJECT_UNLISTED_SENDER, R_REJECT_UNAUTH_PIPELINING,
     R_REJECT_RBL_CLIENT, R_REJECT_RHSBL_CLIENT, R_REJECT_RHSBL_HELO, R_REJECT_RHSBL_SENDER,
     R_REJECT_RHSBL_RCPT, R_CHECK_CLIENT_ACCESS, R_CHECK_HELO_ACCESS, R_CHECK_SENDER_ACCESS,
-    R_CHECK_RCPT_ACCESS, R_REJECT_SENDER_LOGIN_MISMATCH, R_CLASS,
+    R_CHECK_RCPT_ACCESS, R_REJECT_SENDER_LOGIN_MISMATCH, R_CHECK_POLICY, R_CLASS,
     R_COUNT
 };
 
 /* What a restriction needs after its name. */
-enum restr_argkind { RA_NONE, RA_TABLE, RA_DOMAIN };
+enum restr_argkind { RA_NONE, RA_TABLE, RA_DOMAIN, RA_POLICY };
 
 /* restr - one parsed restriction */
 struct restr {
@@ -51,6 +52,7 @@ struct restr {
     char *arg;                 /* table spec, DNSBL domain, or class name */
     char *rbl_filter;          /* reject_rbl_client DOMAIN=d.d.d.d: the address that counts */
     struct dict *table;        /* RA_TABLE, opened at start */
+    struct pol_service *service;   /* RA_POLICY: check_policy_service (policy_client.h) */
     size_t class_idx;          /* R_CLASS: index into the class lists */
 };
 

@@ -24,6 +24,7 @@
 #include "util/dict.h"
 
 #include "../../smtpd/restrict_parse.c"
+#include "../../smtpd/policy_client.c"   /* check_policy_service arguments */
 
 #include "golden.h"
 
