@@ -24,6 +24,7 @@ import helpers
 import netlab
 from conftest import add_smtp_services, free_port
 from test_local_delivery import send, wait_mbox
+from test_restrictions import configure as configure_restrictions
 
 pytestmark = pytest.mark.delivery
 
@@ -33,17 +34,7 @@ SETTLE = 2.0            # seconds a message that must not arrive is given to arr
 
 def configure(inst, params, tables):
     """configure - mynetworks 127.0.0.1, the tables (texthash) and params (TABLE:x)."""
-    inst.set_param("mynetworks", "127.0.0.1/32")
-    inst.set_param("smtpd_peername_lookup", "no")
-    paths = {}
-    for name, text in tables.items():
-        path = inst.etc / name
-        path.write_text(text)
-        paths[name] = "texthash:%s" % path
-    for name, value in params.items():
-        for tname, spec in paths.items():
-            value = value.replace("TABLE:" + tname, spec)
-        inst.set_param(name, value)
+    configure_restrictions(inst, params, tables, None)
 
 
 def subjects_in(path):
