@@ -8,9 +8,10 @@
  * a permit ends that list only, and evaluation goes on with the next
  * list. With smtpd_delay_reject = yes (the default) the client, HELO and
  * sender lists are evaluated at each RCPT TO, before the relay and
- * recipient lists; with "no" the client list is evaluated at HELO/EHLO
- * (posta has no hook at connect time) and again at MAIL when no HELO was
- * accepted, the HELO list at HELO/EHLO, the sender list at MAIL. The data
+ * recipient lists; with "no" the client list is evaluated when the client
+ * connects (a refusal replaces the 220 greeting, and every later command
+ * but QUIT is answered 503 5.7.0 "Error: access denied for NAME[ADDR]"),
+ * the HELO list at HELO/EHLO, the sender list at MAIL. The data
  * list is evaluated at DATA and at the first BDAT. After the recipient
  * list comes the unlisted-recipient check (smtpd_reject_unlisted_recipient).
  * defer_if_permit, defer_if_reject and warn_if_reject carry over the
@@ -88,7 +89,7 @@ static struct {
 /* What a generic restriction names in its reply: the subject of its list. */
 enum subject { SUBJ_CLIENT, SUBJ_HELO, SUBJ_SENDER, SUBJ_RCPT, SUBJ_DATA };
 
-enum stage { PS_HELO, PS_MAIL, PS_RCPT, PS_DATA };
+enum stage { PS_CONNECT, PS_HELO, PS_MAIL, PS_RCPT, PS_DATA };
 
 enum rv { RV_DUNNO, RV_PERMIT, RV_DECIDED, RV_SUSPEND };
 
@@ -199,8 +200,9 @@ static void log_reject(struct eval *e, const char *kind, int code, const char *e
         (void)buf_printf(&b, "%sto=<%s>", sep, to);
         sep = " ";
     }
-    (void)buf_printf(&b, "%sproto=%s helo=<%s>", sep, session_protocol(s),
-                     e->helo ? e->helo : "");
+    (void)buf_printf(&b, "%sproto=%s", sep, session_protocol(s));
+    if (e->helo != NULL)              /* none yet at CONNECT: Postfix leaves it out */
+        (void)buf_printf(&b, " helo=<%s>", e->helo);
     msg_info("%s: %s: %s from %s[%s]: %s", s->qid_logged ? s->qid : "NOQUEUE", kind,
              e->verb_name, s->name, s->addr, buf_str(&b));
     buf_free(&b);
@@ -1227,9 +1229,8 @@ static const char *intern(const char *text)
 static int eval_apply(struct eval *e, struct smtpd_result *r)
 {
     if (!e->rejected) {
-        if (e->stage == PS_HELO) {
-            actions_reset(&e->s->sess_act);     /* a new HELO: its own actions */
-            actions_merge(&e->s->sess_act, &e->act);
+        if (e->stage <= PS_HELO) {
+            actions_merge(&e->s->sess_act, &e->act);    /* for every message */
         } else {
             actions_merge(&e->s->act, &e->act);
         }
@@ -1303,14 +1304,28 @@ static struct eval *take_reentry(struct session *s)
     return e;
 }
 
-/* policy_helo - HELO/EHLO (smtpd_delay_reject = no): client and helo lists */
+/* policy_connect - the greeting (smtpd_delay_reject = no): client list */
+int policy_connect(struct session *s, policy_again_fn *again)
+{
+    struct eval *e = take_reentry(s);
+
+    if (e != NULL)
+        return eval_apply(e, NULL);
+    if (pc.delay_reject || pc.rc.client.n == 0)
+        return 0;
+    e = eval_new(s, PS_CONNECT, V_UNKNOWN, "CONNECT", "", again);
+    eval_add(e, &pc.rc.client, SUBJ_CLIENT);
+    return eval_start(e, NULL);
+}
+
+/* policy_helo - HELO/EHLO (smtpd_delay_reject = no): helo list */
 int policy_helo(struct session *s, const char *verb, const char *arg, policy_again_fn *again)
 {
     struct eval *e = take_reentry(s);
 
     if (e != NULL)
         return eval_apply(e, NULL);
-    if (pc.delay_reject || *arg == 0 || (pc.rc.client.n == 0 && pc.rc.helo.n == 0))
+    if (pc.delay_reject || *arg == 0 || pc.rc.helo.n == 0)
         return 0;
     e = eval_new(s, PS_HELO, strcmp(verb, "EHLO") == 0 ? V_EHLO : V_HELO,
                  strcmp(verb, "EHLO") == 0 ? "EHLO" : "HELO", arg, again);
@@ -1319,12 +1334,11 @@ int policy_helo(struct session *s, const char *verb, const char *arg, policy_aga
     for (char *p = e->helo; *p; p++)
         if ((unsigned char)*p < ' ' || *p == 0x7f)
             *p = '?';
-    eval_add(e, &pc.rc.client, SUBJ_CLIENT);
     eval_add(e, &pc.rc.helo, SUBJ_HELO);
     return eval_start(e, NULL);
 }
 
-/* policy_mail - MAIL FROM (smtpd_delay_reject = no): client (no HELO yet) and sender lists */
+/* policy_mail - MAIL FROM (smtpd_delay_reject = no): sender list */
 int policy_mail(struct session *s, const char *sender, const char *arg, policy_again_fn *again)
 {
     struct eval *e = take_reentry(s);
@@ -1335,8 +1349,6 @@ int policy_mail(struct session *s, const char *sender, const char *arg, policy_a
         return 0;
     e = eval_new(s, PS_MAIL, V_MAIL, "MAIL", arg, again);
     e->sender = xstrdup(sender);
-    if (s->helo == NULL)
-        eval_add(e, &pc.rc.client, SUBJ_CLIENT);
     eval_add(e, &pc.rc.sender, SUBJ_SENDER);
     return eval_start(e, NULL);
 }

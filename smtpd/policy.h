@@ -171,9 +171,14 @@ typedef int policy_again_fn(struct session *s, const char *arg);
 
 /* policy_init - parse every list, open its tables, set up DNS; fatal on any error */
 void policy_init(struct cfg *cfg);
-/* policy_helo - HELO/EHLO with smtpd_delay_reject = no: client and helo lists */
+/*
+ * policy_connect - the greeting with smtpd_delay_reject = no: the client
+ * list (a refusal is replied here and replaces the 220 greeting)
+ */
+int policy_connect(struct session *s, policy_again_fn *again);
+/* policy_helo - HELO/EHLO with smtpd_delay_reject = no: the helo list */
 int policy_helo(struct session *s, const char *verb, const char *arg, policy_again_fn *again);
-/* policy_mail - MAIL FROM with smtpd_delay_reject = no: client, helo and sender lists */
+/* policy_mail - MAIL FROM with smtpd_delay_reject = no: the sender list */
 int policy_mail(struct session *s, const char *sender, const char *arg, policy_again_fn *again);
 /* policy_rcpt_check - RCPT TO: (delayed lists,) relay, recipient, unlisted recipient */
 int policy_rcpt_check(struct session *s, const char *rcpt, const char *domain,

@@ -120,6 +120,7 @@ struct session {
     bool authenticated;            /* AUTH succeeded (sasl_username is set) */
     bool line_too_long;
     bool counted;                  /* in the per-client connection count */
+    bool access_denied;            /* refused at connect: 503 to all but QUIT */
 
     struct buf in;
     size_t in_pos;
