@@ -85,7 +85,6 @@ static const struct {
     {"smtpd_client_message_rate_limit", "0"},
     {"smtpd_client_recipient_rate_limit", "0"},
     {"smtpd_end_of_data_restrictions", ""},
-    {"smtpd_junk_command_limit", "100"},
     {"smtpd_milters", ""},
     {"smtpd_reject_footer", ""},
     {"unknown_virtual_alias_reject_code", "550"},

@@ -263,6 +263,9 @@ static void data_committed(void *ctx, int err)
     s->wait &= ~SW_COMMIT;
     if (err == 0) {
         reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
+        /* the error and junk command limits count what a client did without delivering mail */
+        s->junk_cmds = 0;
+        s->errors = 0;
         event_defer(data_trigger_qmgr, NULL);
         if (s->msgid)
             msg_info("%s: message-id=%s", s->qid, s->msgid);

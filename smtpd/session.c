@@ -414,6 +414,10 @@ static void session_command(struct session *s, char *line)
     }
     if (code != REPLY_LATER)
         session_count_verb(s, (enum smtpd_verb)v, code);
+    /* smtpd_junk_command_limit: past it, each NOOP, VRFY or RSET is an error */
+    if ((v == V_NOOP || v == V_VRFY || v == V_RSET) && ++s->junk_cmds > smtpd_conf.junk_limit
+        && smtpd_conf.junk_limit > 0)
+        s->errors++;
 }
 
 /* session_bare_lf - smtpd_forbid_bare_newline=reject: 521 and close */

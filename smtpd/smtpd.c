@@ -131,6 +131,7 @@ static void smtpd_load(struct cfg *cfg)
     c->timeout_ms = (uint64_t)cfg_time(cfg, "smtpd_timeout") * MS_PER_SEC;
     c->rcpt_limit = positive(cfg, "smtpd_recipient_limit");
     c->hopcount_limit = (unsigned)positive(cfg, "hopcount_limit");
+    c->junk_limit = (unsigned)positive(cfg, "smtpd_junk_command_limit");
     c->soft_errors = (unsigned)positive(cfg, "smtpd_soft_error_limit");
     c->hard_errors = (unsigned)positive(cfg, "smtpd_hard_error_limit");
     c->error_sleep_ms = (uint64_t)cfg_time(cfg, "smtpd_error_sleep_time") * MS_PER_SEC;

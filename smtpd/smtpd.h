@@ -150,6 +150,7 @@ struct session {
     bool bare_lf_exempt;           /* smtpd_forbid_bare_newline_exclusions */
     const char *last_cmd;          /* for "lost connection after X" */
     unsigned errors;
+    unsigned junk_cmds;            /* NOOP, VRFY, RSET so far (smtpd_junk_command_limit) */
     unsigned counts[V_COUNT][2];   /* [verb][0]=ok [1]=total */
 
     /* the mail transaction */
@@ -195,6 +196,7 @@ struct smtpd_conf {
     size_t rcpt_limit;
     unsigned hopcount_limit;
     unsigned soft_errors, hard_errors;
+    unsigned junk_limit;           /* smtpd_junk_command_limit; 0: none */
     uint64_t error_sleep_ms;
     uint64_t size_limit;           /* 0: none */
     bool disable_vrfy;

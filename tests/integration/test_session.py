@@ -404,3 +404,28 @@ def test_hopcount_limit(posta, hops, code):
         assert posta.complete_files() == []
         assert re.search(r"reject: END-OF-MESSAGE from .*: 554 5\.4\.0 Error: too many hops; "
                          r"from=<sender@localhost> to=<root@localhost>", posta.log())
+
+
+def test_junk_command_limit(inst):
+    """Past smtpd_junk_command_limit each NOOP/VRFY/RSET is an error; hard limit: 421."""
+    inst.set_param("smtpd_junk_command_limit", "3")
+    inst.set_param("smtpd_hard_error_limit", "4")
+    inst.set_param("smtpd_error_sleep_time", "0s")
+    inst.start()
+    with inst.raw() as c:
+        c.greet()
+        for i in range(3 + 3):
+            assert c.cmd("NOOP")[0] == 250, i
+        # a delivered message starts the count again
+        assert c.cmd("MAIL FROM:<sender@localhost>")[0] == 250
+        assert c.cmd("RCPT TO:<root@localhost>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: junk\r\n\r\nbody\r\n.\r\n")
+        assert c.reply()[0] == 250
+        for i in range(3 + 3):
+            assert c.cmd("RSET" if i % 2 else "NOOP")[0] == 250, i
+        code, _ = c.cmd("NOOP")                  # the 4th error
+        assert code == 250
+        code, text = c.reply()
+        assert code == 421 and "too many errors" in " ".join(text), text
+    assert re.search(r"too many errors after NOOP from", inst.log())
