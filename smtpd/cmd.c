@@ -273,6 +273,10 @@ int cmd_mail(struct session *s, const char *arg)
         reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
         return 501;
     }
+    if (!policy_resuming(s) && smtpd_rate_exceeded(s, CR_MAIL)) {
+        reply(s, 450, "4.7.1", "Error: too much mail from %s", s->addr);
+        return 450;
+    }
     st = addr_parse_path(path, strlen(path), ADDR_ALLOW_NULL | addr_flags(), &a, &end, &why);
     if (st != ADDR_OK)
         return addr_error(s, st, true);
@@ -384,6 +388,10 @@ int cmd_rcpt(struct session *s, const char *arg)
     if (s->nrcpt >= smtpd_conf.rcpt_limit) {
         reply(s, 452, "4.5.3", "Error: too many recipients");
         return 452;
+    }
+    if (!policy_resuming(s) && smtpd_rate_exceeded(s, CR_RCPT)) {
+        reply(s, 450, "4.7.1", "Error: too many recipients from %s", s->addr);
+        return 450;
     }
     st = addr_parse_path(path, strlen(path),
                          ADDR_ALLOW_POSTMASTER | (smtpd_conf.strict_envelopes ? 0 : ADDR_LAX)

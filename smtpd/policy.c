@@ -1293,6 +1293,12 @@ static int eval_start(struct eval *e, struct smtpd_result *r)
     return code;
 }
 
+/* policy_resuming - is the decided evaluation of s waiting for its handler? */
+bool policy_resuming(const struct session *s)
+{
+    return reentry != NULL && reentry->s == s;
+}
+
 /* take_reentry - the decided evaluation of this session, if the handler runs again */
 static struct eval *take_reentry(struct session *s)
 {

@@ -176,6 +176,12 @@ void policy_init(struct cfg *cfg);
  * list (a refusal is replied here and replaces the 220 greeting)
  */
 int policy_connect(struct session *s, policy_again_fn *again);
+/*
+ * policy_resuming - the command handler of s runs again with the engine's
+ * decision (a lookup made it wait): what it counted the first time it
+ * must not count again
+ */
+bool policy_resuming(const struct session *s);
 /* policy_helo - HELO/EHLO with smtpd_delay_reject = no: the helo list */
 int policy_helo(struct session *s, const char *verb, const char *arg, policy_again_fn *again);
 /* policy_mail - MAIL FROM with smtpd_delay_reject = no: the sender list */

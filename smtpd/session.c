@@ -698,6 +698,12 @@ static void session_greet(struct session *s)
         session_close(s);
         return;
     }
+    if (smtpd_rate_exceeded(s, CR_CONN)) {
+        reply(s, 421, "4.7.0", "%s Error: too many connections from %s",
+              smtpd_conf.myhostname, s->addr);
+        session_close(s);
+        return;
+    }
     auth_session_new(s);
     (void)session_welcome(s, "");
 }

@@ -40,9 +40,12 @@
 
 struct smtpd_conf smtpd_conf;
 
+/* client_count - one client address: sessions now, events in the rate window */
 struct client_count {
     struct client_count *next;
     unsigned count;
+    uint64_t since;                /* event_now() when the rate window began */
+    unsigned rates[CR_COUNT];
     char addr[INET_ADDR_MAX];
 };
 
@@ -58,39 +61,95 @@ static size_t client_hash(const char *addr)
     return h % CLIENT_BUCKETS;
 }
 
+/* window_over - the rate window of c has ended */
+static bool window_over(const struct client_count *c, uint64_t now)
+{
+    return now - c->since >= smtpd_conf.rate_unit_ms;
+}
+
+/* idle - no session and no event in a running window: the entry can go */
+static bool idle(const struct client_count *c, uint64_t now)
+{
+    if (c->count > 0)
+        return false;
+    if (window_over(c, now))
+        return true;
+    for (int i = 0; i < CR_COUNT; i++)
+        if (c->rates[i] > 0)
+            return false;
+    return true;
+}
+
+/* client_get - the entry of addr (made when missing); idle ones of its bucket are freed */
+static struct client_count *client_get(const char *addr)
+{
+    struct client_count **pp = &client_counts[client_hash(addr)];
+    struct client_count *found = NULL;
+    uint64_t now = event_now();
+
+    while (*pp) {
+        struct client_count *c = *pp;
+
+        if (strcmp(c->addr, addr) == 0) {
+            found = c;
+        } else if (idle(c, now)) {
+            *pp = c->next;
+            free(c);
+            continue;
+        }
+        pp = &c->next;
+    }
+    if (found == NULL) {
+        found = xcalloc(1, sizeof(*found));
+        snprintf(found->addr, sizeof(found->addr), "%s", addr);
+        found->since = now;
+        found->next = client_counts[client_hash(addr)];
+        client_counts[client_hash(addr)] = found;
+    }
+    if (window_over(found, now)) {
+        found->since = now;
+        memset(found->rates, 0, sizeof(found->rates));
+    }
+    return found;
+}
+
 /* smtpd_client_conn_add - one more session from addr; returns the new count */
 unsigned smtpd_client_conn_add(const char *addr)
 {
-    struct client_count **head = &client_counts[client_hash(addr)];
-
-    for (struct client_count *c = *head; c; c = c->next)
-        if (strcmp(c->addr, addr) == 0)
-            return ++c->count;
-    struct client_count *c = xcalloc(1, sizeof(*c));
-
-    snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    c->count = 1;
-    c->next = *head;
-    *head = c;
-    return 1;
+    return ++client_get(addr)->count;
 }
 
-/* smtpd_client_conn_del - a session from addr ended */
+/* smtpd_client_conn_del - a session from addr ended (the entry goes when idle) */
 void smtpd_client_conn_del(const char *addr)
 {
-    struct client_count **pp = &client_counts[client_hash(addr)];
+    struct client_count *c = client_get(addr);
 
-    for (; *pp; pp = &(*pp)->next) {
-        struct client_count *c = *pp;
+    if (c->count > 0)
+        c->count--;
+}
 
-        if (strcmp(c->addr, addr) != 0)
-            continue;
-        if (--c->count == 0) {
-            *pp = c->next;
-            free(c);
-        }
-        return;
-    }
+/* smtpd_client_rate - one more event of this kind from addr; the count in this window */
+unsigned smtpd_client_rate(const char *addr, enum client_rate what)
+{
+    return ++client_get(addr)->rates[what];
+}
+
+/* smtpd_rate_exceeded - count an event of s against its rate limit; true when over */
+bool smtpd_rate_exceeded(struct session *s, enum client_rate what)
+{
+    static const char *const names[CR_COUNT] = {
+        "Connection rate", "Message delivery request rate", "Recipient address rate"};
+    unsigned limit = smtpd_conf.rate_limit[what], n;
+
+    if (limit == 0 || (smtpd_conf.event_excl != NULL
+                       && matchlist_match_addr(smtpd_conf.event_excl, s->addr) == MATCH_YES))
+        return false;
+    n = smtpd_client_rate(s->addr, what);
+    if (n <= limit)
+        return false;
+    msg_warn("%s limit exceeded: %u from %s[%s] for service smtp", names[what], n, s->name,
+             s->addr);
+    return true;
 }
 
 /* bare_lf_mode - smtpd_forbid_bare_newline */
@@ -143,6 +202,10 @@ static void smtpd_load(struct cfg *cfg)
     c->peername_lookup = cfg_bool(cfg, "smtpd_peername_lookup");
     c->bare_lf = bare_lf_mode(cfg_str(cfg, "smtpd_forbid_bare_newline"));
     c->conn_limit = (unsigned)positive(cfg, "smtpd_client_connection_count_limit");
+    c->rate_limit[CR_CONN] = (unsigned)positive(cfg, "smtpd_client_connection_rate_limit");
+    c->rate_limit[CR_MAIL] = (unsigned)positive(cfg, "smtpd_client_message_rate_limit");
+    c->rate_limit[CR_RCPT] = (unsigned)positive(cfg, "smtpd_client_recipient_rate_limit");
+    c->rate_unit_ms = (uint64_t)cfg_time(cfg, "anvil_rate_time_unit") * MS_PER_SEC;
     c->discard_ehlo = cfg_list(cfg, "smtpd_discard_ehlo_keywords", &c->ndiscard_ehlo);
     c->relay_restr = cfg_list(cfg, "smtpd_relay_restrictions", &c->nrelay_restr);
     c->rcpt_restr = cfg_list(cfg, "smtpd_recipient_restrictions", &c->nrcpt_restr);

@@ -66,6 +66,9 @@ enum smtpd_verb {
     V_VRFY, V_HELP, V_QUIT, V_UNKNOWN, V_COUNT
 };
 
+/* Per-client event rates (smtpd_client_*_rate_limit) */
+enum client_rate { CR_CONN, CR_MAIL, CR_RCPT, CR_COUNT };
+
 /* handler result: the reply code, or REPLY_LATER when it comes later */
 #define REPLY_LATER 0
 
@@ -206,6 +209,8 @@ struct smtpd_conf {
     bool peername_lookup;
     enum dd_bare_lf bare_lf;
     unsigned conn_limit;           /* 0: none */
+    unsigned rate_limit[CR_COUNT]; /* smtpd_client_{connection,message,recipient}_rate_limit */
+    uint64_t rate_unit_ms;         /* anvil_rate_time_unit */
     char **discard_ehlo;
     size_t ndiscard_ehlo;
     char **relay_restr, **rcpt_restr;
@@ -330,8 +335,16 @@ bool data_hold(struct session *s, const char *why);
 /* received.c */
 void received_header(struct session *s, struct buf *out, const char *rcpt);
 
-/* smtpd.c: per-client connection counts */
+/* smtpd.c: per-client connection counts and event rates (in this process) */
 unsigned smtpd_client_conn_add(const char *addr);
 void smtpd_client_conn_del(const char *addr);
+/* smtpd_client_rate - one more event from addr; the count in the anvil_rate_time_unit window */
+unsigned smtpd_client_rate(const char *addr, enum client_rate what);
+/*
+ * smtpd_rate_exceeded - count a connection, MAIL or RCPT of s against its
+ * smtpd_client_*_rate_limit (clients in smtpd_client_event_limit_exceptions
+ * are not counted); true when over the limit (logged, not replied)
+ */
+bool smtpd_rate_exceeded(struct session *s, enum client_rate what);
 
 #endif

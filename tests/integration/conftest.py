@@ -419,6 +419,18 @@ def set_delivery(inst, delivery):
             inst.set_param(name, value)
 
 
+def one_smtpd(inst):
+    """one_smtpd - master.cf: at most one smtpd process on the instance's port."""
+    lines = []
+    for line in inst.master_cf.read_text().splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[0].endswith(":%d" % inst.port) and f[7] == "smtpd":
+            f[6] = "1"
+            line = "  ".join(f)
+        lines.append(line)
+    inst.master_cf.write_text("\n".join(lines) + "\n")
+
+
 def delivery_missing():
     """delivery_missing - the delivery programs not built yet (names)."""
     return [p for p in DELIVERY_PROGRAMS if not (BUILD / "libexec" / p).is_file()]

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 import helpers
+from conftest import one_smtpd
 import tlshelp
 
 OUTSIDE = "127.0.0.2"
@@ -307,18 +308,6 @@ def test_many_sessions_share_connections(inst, peers):
     for i in range(5):
         assert dialog(inst, ["ok@localhost"])[0][0] == 250
     assert peer.conns() == opened, "sequential sessions opened new connections"
-
-
-def one_smtpd(inst):
-    """one_smtpd - master.cf: at most one smtpd process on the instance's port."""
-    lines = []
-    for line in inst.master_cf.read_text().splitlines():
-        f = line.split()
-        if len(f) >= 8 and f[0].endswith(":%d" % inst.port) and f[7] == "smtpd":
-            f[6] = "1"
-            line = "  ".join(f)
-        lines.append(line)
-    inst.master_cf.write_text("\n".join(lines) + "\n")
 
 
 def test_unix_relative_to_queue_directory(inst, peers):

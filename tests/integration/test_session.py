@@ -13,6 +13,9 @@ import subprocess
 import pytest
 
 import helpers
+from conftest import one_smtpd
+
+OUTSIDE = "127.0.0.2"
 
 SWAKS = "/usr/bin/swaks"
 SWAKS_TIMEOUT = 60
@@ -429,3 +432,54 @@ def test_junk_command_limit(inst):
         code, text = c.reply()
         assert code == 421 and "too many errors" in " ".join(text), text
     assert re.search(r"too many errors after NOOP from", inst.log())
+
+
+def test_client_rate_limits(inst):
+    """smtpd_client_{connection,message}_rate_limit, per client and anvil_rate_time_unit."""
+    one_smtpd(inst)          # the counts are per smtpd process
+    inst.set_param("mynetworks", "127.0.0.1/32")
+    inst.set_param("smtpd_peername_lookup", "no")
+    inst.set_param("smtpd_client_connection_rate_limit", "3")
+    inst.set_param("smtpd_client_message_rate_limit", "2")
+    inst.start()
+    myhostname = inst.posta("conf", "-h", "myhostname").stdout.strip()
+    with inst.raw(source=OUTSIDE) as c:                 # connection 1
+        c.greet()
+        for i in range(3):
+            code, text = c.cmd("MAIL FROM:<a@example.net>")
+            if i < 2:
+                assert code == 250, text
+                assert c.cmd("RSET")[0] == 250
+        assert (code, " ".join(text)) == (450, "4.7.1 Error: too much mail from 127.0.0.2")
+    for _ in range(2):                                  # connections 2 and 3
+        with inst.raw(source=OUTSIDE) as c:
+            c.greet()
+    with inst.raw(source=OUTSIDE) as c:                 # connection 4
+        code, text = c.reply()
+        assert (code, " ".join(text)) == (
+            421, "4.7.0 %s Error: too many connections from 127.0.0.2" % myhostname), text
+    # clients in smtpd_client_event_limit_exceptions ($mynetworks) are not counted
+    for _ in range(5):
+        with inst.raw() as c:
+            c.greet()
+    log = inst.log()
+    assert "Message delivery request rate limit exceeded: 3 from unknown[127.0.0.2]" in log
+    assert "Connection rate limit exceeded: 4 from unknown[127.0.0.2] for service smtp" in log
+    assert not re.search(r"rate limit exceeded: \d+ from unknown\[127\.0\.0\.1\]", log), log
+
+
+def test_recipient_rate_limit(inst):
+    one_smtpd(inst)
+    inst.set_param("mynetworks", "127.0.0.1/32")
+    inst.set_param("smtpd_peername_lookup", "no")
+    inst.set_param("smtpd_client_recipient_rate_limit", "2")
+    inst.start()
+    with inst.raw(source=OUTSIDE) as c:
+        c.greet()
+        assert c.cmd("MAIL FROM:<a@example.net>")[0] == 250
+        assert c.cmd("RCPT TO:<root@localhost>")[0] == 250
+        assert c.cmd("RCPT TO:<postmaster@localhost>")[0] == 250
+        code, text = c.cmd("RCPT TO:<root@localhost>")
+        assert (code, " ".join(text)) == (
+            450, "4.7.1 Error: too many recipients from 127.0.0.2"), text
+    assert "Recipient address rate limit exceeded: 3 from unknown[127.0.0.2]" in inst.log()
