@@ -18,7 +18,10 @@ Internet". The tests check Postfix's behaviour (virtual(5)):
   - the bounce of an expanded address names the original in
     Original-Recipient (ORCPT given by posta when the client gave none);
   - a broken table entry refuses the message with 451 4.3.0 at DATA
-    rather than queue it unexpanded.
+    rather than queue it unexpanded;
+  - an address of a local domain listed in the table is a known
+    recipient though local_recipient_maps does not list it;
+  - a REDIRECT address of an access table is expanded too.
 
 DIAGNOSTICS: every wait is bounded; failures quote the maillog and the
 peer's output.
@@ -47,6 +50,11 @@ def vposta(make_posta, lab, users):
     """vposta - a started instance with the virtual table; (inst, peer, users)."""
     peer = netlab.Peer(lab, lab.root / "peer-capture", "capture.py", listen="127.0.0.1:0")
     inst = make_posta("posta")
+    access = inst.etc / "rcpt_access"
+    access.write_text("%s REDIRECT team@virt.example\n" % users.alice.addr)
+    inst.set_param("smtpd_recipient_restrictions",
+                   "check_recipient_access texthash:%s, permit_mynetworks, "
+                   "reject_unauth_destination" % access)
     a, b, c = users.alice.name, users.bob.name, users.carol.name
     table = inst.etc / "virtual"
     table.write_text(
@@ -61,7 +69,8 @@ def vposta(make_posta, lab, users):
         "loop-b@virt.example loop-a@virt.example\n"
         "gone@virt.example   nobody-here@virt.example\n"
         "broken@virt.example |/bin/true\n"
-        "@catch.example      %s\n" % (a, b, c, REMOTE, a))
+        "sales@localhost     %s@localhost\n"
+        "@catch.example      %s\n" % (a, b, c, REMOTE, b, a))
     inst.set_param("virtual_alias_maps", "texthash:%s" % table)
     inst.set_param("relayhost", "[127.0.0.1]:%d" % peer.port)
     inst.set_param("mynetworks", "127.0.0.1/32")
@@ -208,3 +217,26 @@ def test_broken_entry_refuses_with_451(vposta):
     assert r[1][0] == 451 and "4.3.0" in r[1][1], r
     inst.wait_log(r"virtual_alias_maps: bad value for broken@virt\.example")
     assert not inst.queue_files("incoming")
+
+
+def test_local_domain_address_known_by_virtual_table(vposta):
+    # sales is no user and no alias: local_recipient_maps alone refuses it
+    inst, _, users = vposta
+    subject = helpers.token("virt-sales")
+    r = dialog(inst, OUTSIDE, "sender@outside.example",
+               ["sales@localhost", "no-such-user-here@localhost"], subject)
+    assert r[0][0] == 250, r
+    assert r[1][0] == 550 and "User unknown in local recipient table" in r[1][1], r
+    assert r[-1][0] == 250, r
+    wait_mail(inst, users.bob, subject)
+
+
+def test_redirect_is_expanded(vposta):
+    inst, _, users = vposta
+    subject = helpers.token("virt-redirect")
+    r = dialog(inst, "127.0.0.1", "sender@outside.example", [users.alice.addr], subject)
+    assert r[0][0] == 250 and r[-1][0] == 250, r
+    for u in (users.bob, users.carol):
+        wait_mail(inst, u, subject)
+    inst.wait_queue_empty()
+    assert not inst.mbox(users.alice.name).exists()
