@@ -35,11 +35,11 @@ struct valias {
     struct cfg *cfg;
     struct dict **maps;
     size_t nmaps;
-    struct matchlist *domains;     /* virtual_alias_domains */
-    struct matchlist *mydest;      /* for the bare "user" key */
-    char *origin;                  /* $myorigin */
-    char *delim;                   /* recipient_delimiter characters */
-    char **ifaces;                 /* inet_interfaces */
+    struct matchlist *domains; /* virtual_alias_domains */
+    struct matchlist *mydest;  /* for the bare "user" key */
+    char *origin;              /* $myorigin */
+    char *delim;               /* recipient_delimiter characters */
+    char **ifaces;             /* inet_interfaces */
     size_t nifaces;
     size_t exp_limit, rec_limit;
 };
@@ -189,11 +189,12 @@ static bool is_our_literal(struct valias *va, const char *domain)
 
     if (len < 2 || domain[0] != '[' || domain[len - 1] != ']')
         return false;
-    if (strncmp(domain, LOOPBACK_V4_PREFIX, strlen(LOOPBACK_V4_PREFIX)) == 0
-        || strcasecmp(domain, LOOPBACK_V6) == 0)
+    if (strncmp(domain, LOOPBACK_V4_PREFIX, strlen(LOOPBACK_V4_PREFIX)) == 0 ||
+        strcasecmp(domain, LOOPBACK_V6) == 0)
         return true;
     for (size_t i = 0; i < va->nifaces; i++)
-        if (strlen(va->ifaces[i]) == len - 2 && strncasecmp(va->ifaces[i], domain + 1, len - 2) == 0)
+        if (strlen(va->ifaces[i]) == len - 2 &&
+            strncasecmp(va->ifaces[i], domain + 1, len - 2) == 0)
             return true;
     return false;
 }
@@ -306,8 +307,8 @@ static enum dict_result lookup_one(struct valias *va, const char *addr, const ch
 }
 
 /* limit_exceeded - log Postfix's warning and fail */
-static enum valias_status limit_exceeded(const char *log_id, const char *what, const char *addr,
-                                         const char **why)
+static enum valias_status limit_exceeded(const char *log_id, const char *what,
+                                         const char *addr, const char **why)
 {
     msg_warn("%s: unreasonable %s map %s for %s -- message not accepted, try again later",
              log_id ? log_id : "NOQUEUE", VALIAS_MAPS, what, addr);
@@ -381,8 +382,8 @@ enum valias_status valias_expand(struct valias *va, const char *addr, const char
 
 /* valias_write_rcpt - expand addr and write its recipient records */
 enum valias_status valias_write_rcpt(struct valias *va, struct qfile_writer *qf,
-                                     const char *log_id, const char *addr, const char *orcpt,
-                                     unsigned notify, const char **why)
+                                     const char *log_id, const char *addr,
+                                     const char *orcpt, unsigned notify, const char **why)
 {
     struct valias_list l = {0};
     enum valias_status st = valias_expand(va, addr, log_id, &l, why);

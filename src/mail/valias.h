@@ -49,8 +49,8 @@ struct qfile_writer;
 
 enum valias_status {
     VALIAS_OK = 0,
-    VALIAS_TEMPFAIL = 1,   /* a table failed: 451 4.3.0, try again */
-    VALIAS_LIMIT = 2,      /* expansion or recursion limit: 451 4.6.0 */
+    VALIAS_TEMPFAIL = 1, /* a table failed: 451 4.3.0, try again */
+    VALIAS_LIMIT = 2,    /* expansion or recursion limit: 451 4.6.0 */
 };
 
 /* An expansion result: addresses, each malloc'ed. */
@@ -82,8 +82,8 @@ void valias_list_free(struct valias_list *l);
  * when the expansion fails (status and *why as valias_expand).
  */
 enum valias_status valias_write_rcpt(struct valias *va, struct qfile_writer *qf,
-                                     const char *log_id, const char *addr, const char *orcpt,
-                                     unsigned notify, const char **why);
+                                     const char *log_id, const char *addr,
+                                     const char *orcpt, unsigned notify, const char **why);
 
 /*
  * valias_parse_value - the addresses of one table value (appended to

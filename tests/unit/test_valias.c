@@ -143,7 +143,8 @@ static void test_golden(void **state)
         struct buf got = BUF_INIT, want = BUF_INIT;
         char *name, *path;
 
-        if (len <= strlen(SUFFIX_CF) || strcmp(e->d_name + len - strlen(SUFFIX_CF), SUFFIX_CF))
+        if (len <= strlen(SUFFIX_CF) ||
+            strcmp(e->d_name + len - strlen(SUFFIX_CF), SUFFIX_CF))
             continue;
         name = xstrndup(e->d_name, len - strlen(SUFFIX_CF));
         run_case(dir, name, &got);
@@ -179,7 +180,8 @@ static void test_detects_change(void **state)
     (void)state;
     expand_line(va1, "a@v.example", &got1);
     expand_line(va2, "a@v.example", &got2);
-    assert_string_equal(buf_str(&got1), "a@v.example\tok\tb@h.example\tlisted=yes\tdomain=no\n");
+    assert_string_equal(buf_str(&got1),
+                        "a@v.example\tok\tb@h.example\tlisted=yes\tdomain=no\n");
     assert_false(same_output(&got1, &got2));
     valias_close(va1);
     valias_close(va2);
@@ -207,7 +209,7 @@ static void test_parse_value(void **state)
     assert_true(valias_parse_value("@other.example, @third.example", "u+x@v.example",
                                    "o.example", &l, &err));
     assert_int_equal(l.n, 2);
-    assert_string_equal(l.addr[0], "u+x@other.example");   /* first result only */
+    assert_string_equal(l.addr[0], "u+x@other.example"); /* first result only */
     assert_string_equal(l.addr[1], "@third.example");
     valias_list_free(&l);
     assert_false(valias_parse_value("", "u@v", "o", &l, &err));
@@ -242,10 +244,12 @@ static void test_write_rcpt(void **state)
     assert_non_null(w);
     qfw_record(w, QREC_TIME, "1.000000", strlen("1.000000"));
     qfw_record(w, QREC_SENDER, "s@h.example", strlen("s@h.example"));
-    assert_int_equal(valias_write_rcpt(va, w, TEST_QID, "l@v.example", NULL, QNOTIFY_FAILURE,
-                                       &why), VALIAS_OK);
-    assert_int_equal(valias_write_rcpt(va, w, TEST_QID, "x@v.example", "rfc822;orig@o.example",
-                                       0, &why), VALIAS_OK);
+    assert_int_equal(
+        valias_write_rcpt(va, w, TEST_QID, "l@v.example", NULL, QNOTIFY_FAILURE, &why),
+        VALIAS_OK);
+    assert_int_equal(
+        valias_write_rcpt(va, w, TEST_QID, "x@v.example", "rfc822;orig@o.example", 0, &why),
+        VALIAS_OK);
     assert_int_equal(valias_write_rcpt(va, w, TEST_QID, "s@v.example", NULL, 0, &why),
                      VALIAS_OK);
     qfw_record(w, QREC_MESSAGE, "", 0);
@@ -263,9 +267,9 @@ static void test_write_rcpt(void **state)
     assert_int_equal(q->rcpts[0].notify, QNOTIFY_FAILURE);
     assert_string_equal(q->rcpts[1].addr, "b@h.example");
     assert_string_equal(q->rcpts[1].orcpt, "rfc822;l@v.example");
-    assert_string_equal(q->rcpts[2].addr, "x@v.example");        /* not listed: as is */
+    assert_string_equal(q->rcpts[2].addr, "x@v.example"); /* not listed: as is */
     assert_string_equal(q->rcpts[2].orcpt, "rfc822;orig@o.example");
-    assert_string_equal(q->rcpts[3].addr, "s@v.example");        /* maps to itself */
+    assert_string_equal(q->rcpts[3].addr, "s@v.example"); /* maps to itself */
     assert_null(q->rcpts[3].orcpt);
     qfile_close(q);
     unlinkat(dfd, TEST_QID, 0);
