@@ -30,6 +30,7 @@
 #define ORCPT_RFC822 "rfc822;"
 #define LOOPBACK_V4_PREFIX "[127."
 #define LOOPBACK_V6 "[ipv6:::1]"
+#define ASCII_MAX 0x7f
 
 struct valias {
     struct cfg *cfg;
@@ -105,13 +106,22 @@ static void list_add(struct valias_list *l, const char *addr)
     l->addr[l->n++] = xstrdup(addr);
 }
 
-/* list_has - addr is in l (case-insensitive: keys are folded anyway) */
-static bool list_has(const struct valias_list *l, const char *addr)
+/* list_has - addr is in l (fold: ignore case, as the table keys do) */
+static bool list_has(const struct valias_list *l, const char *addr, bool fold)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (strcasecmp(l->addr[i], addr) == 0)
+        if ((fold ? strcasecmp(l->addr[i], addr) : strcmp(l->addr[i], addr)) == 0)
             return true;
     return false;
+}
+
+/* is_ascii - no 8-bit byte (an rfc822 ORCPT cannot carry UTF-8) */
+static bool is_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s > ASCII_MAX)
+            return false;
+    return true;
 }
 
 /* valias_list_free - release the addresses */
@@ -339,7 +349,7 @@ enum valias_status valias_expand(struct valias *va, const char *addr, const char
             enum dict_result dr;
 
             /* an address expanded once already: a loop, or it lists itself */
-            if (list_has(&seen, list.addr[i]))
+            if (list_has(&seen, list.addr[i], true))
                 break;
             if (count >= va->rec_limit) {
                 st = limit_exceeded(log_id, "nesting", addr, why);
@@ -372,7 +382,7 @@ enum valias_status valias_expand(struct valias *va, const char *addr, const char
         list_add(out, addr);
     } else if (st == VALIAS_OK) {
         for (size_t i = 0; i < list.n; i++)
-            if (!list_has(out, list.addr[i]))
+            if (!list_has(out, list.addr[i], false))
                 list_add(out, list.addr[i]);
     }
     valias_list_free(&list);
@@ -395,7 +405,7 @@ enum valias_status valias_write_rcpt(struct valias *va, struct qfile_writer *qf,
 
         if (orcpt != NULL)
             qfw_record(qf, QREC_ORCPT, orcpt, strlen(orcpt));
-        else if (!same)
+        else if (!same && is_ascii(addr))
             qfw_recordf(qf, QREC_ORCPT, "%s%s", ORCPT_RFC822, addr);
         if (notify)
             qfw_recordf(qf, QREC_NOTIFY, "%u", notify);

@@ -23,7 +23,7 @@
  *     than virtual_alias_recursion_limit, is VALIAS_LIMIT: the message is
  *     not accepted (try again later), as Postfix does.
  *   - a table that fails is VALIAS_TEMPFAIL: never deliver unexpanded.
- *   - duplicates are removed (first one kept).
+ *   - duplicates (the same bytes) are removed, the first one kept.
  * valias_domain and valias_listed serve address classes: the domains of
  * virtual_alias_domains (default: $virtual_alias_maps, so a table key
  * "example.com" with any value makes example.com one), and whether an
@@ -78,7 +78,8 @@ void valias_list_free(struct valias_list *l);
 /*
  * valias_write_rcpt - expand addr and write ORCPT/NOTIFY/RCPT records for
  * each result: NOTIFY as given (0: none); ORCPT as given, else
- * "rfc822;ADDR" when the result differs from addr. Nothing is written
+ * "rfc822;ADDR" when the result differs from addr (and addr is ASCII:
+ * an rfc822 ORCPT cannot carry UTF-8). Nothing is written
  * when the expansion fails (status and *why as valias_expand).
  */
 enum valias_status valias_write_rcpt(struct valias *va, struct qfile_writer *qf,
