@@ -21,7 +21,8 @@ Internet". The tests check Postfix's behaviour (virtual(5)):
     rather than queue it unexpanded;
   - an address of a local domain listed in the table is a known
     recipient though local_recipient_maps does not list it;
-  - a REDIRECT address of an access table is expanded too.
+  - a REDIRECT address of an access table is expanded too;
+  - sendmail mail whose expansion fails stays in the maildrop.
 
 DIAGNOSTICS: every wait is bounded; failures quote the maillog and the
 peer's output.
@@ -240,3 +241,16 @@ def test_redirect_is_expanded(vposta):
         wait_mail(inst, u, subject)
     inst.wait_queue_empty()
     assert not inst.mbox(users.alice.name).exists()
+
+
+def test_sendmail_broken_entry_stays_in_maildrop(vposta):
+    inst, _, _ = vposta
+    text = "From: root@localhost\nTo: broken@virt.example\nSubject: kept\n\nhi\n"
+    env = dict(os.environ, MAIL_CONFIG=str(inst.etc))
+    r = subprocess.run([str(SENDMAIL), "-i", "-f", "root@localhost", "broken@virt.example"],
+                       input=text.encode(), env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=WAIT)
+    assert r.returncode == 0, "sendmail failed: %r\nlog:\n%s" % (r.stdout, inst.log())
+    inst.wait_log(r"virtual_alias_maps lookup failure: message left in maildrop")
+    assert inst.queue_files("maildrop"), "the message left the maildrop"
+    assert not inst.queue_files("corrupt")
