@@ -84,14 +84,10 @@ static const struct {
     {"smtpd_end_of_data_restrictions", ""},
     {"smtpd_milters", ""},
     {"smtpd_reject_footer", ""},
-    {"unknown_virtual_alias_reject_code", "550"},
     {"unknown_virtual_mailbox_reject_code", "550"},
-    {"virtual_alias_domains", ""},
-    {"virtual_alias_maps", "$virtual_maps"},
     {"virtual_mailbox_base", ""},
     {"virtual_mailbox_domains", ""},
     {"virtual_mailbox_maps", ""},
-    {"virtual_maps", ""},
     {"virtual_transport", "virtual"},
 };
 

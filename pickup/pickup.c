@@ -18,6 +18,8 @@
  *     qualified with $myorigin;
  *   - cleans the header (mail/cleanup.h: Received:, missing From:, Date:,
  *     Message-ID:, bare addresses, -t recipients, Bcc: removed);
+ *   - expands each recipient through virtual_alias_maps (mail/valias.h;
+ *     a table failure leaves the maildrop file for the next scan);
  *   - writes a new queue file into incoming/ (fresh queue ID), makes it
  *     durable (fdatasync, directory fsync), removes the maildrop file,
  *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does,
@@ -56,6 +58,7 @@
 #include "mail/qid.h"
 #include "mail/server.h"
 #include "mail/trigger.h"
+#include "mail/valias.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -71,6 +74,7 @@
 #define MSGID_LOG_MAX 256  /* longest Message-ID value logged */
 
 static struct cfg *pk_cfg;
+static struct valias *pk_valias;     /* virtual_alias_maps */
 static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1;
 static long long size_limit;
 static size_t header_limit;
@@ -241,8 +245,16 @@ static bool write_queue_file(const struct qfile *q, const struct drop *d,
     if (*cfg_str(pk_cfg, "content_filter"))
         qfw_recordf(w, QREC_ATTR, "%s=%s", QATTR_CONTENT_FILTER, cfg_str(pk_cfg, "content_filter"));
     qfw_record(w, QREC_SENDER, d->sender, strlen(d->sender));
-    for (size_t i = 0; i < d->nrcpts; i++)
-        qfw_record(w, QREC_RCPT, d->rcpts[i], strlen(d->rcpts[i]));
+    for (size_t i = 0; i < d->nrcpts; i++) {
+        /* virtual_alias_maps (mail/valias.h); a failure keeps the maildrop file */
+        const char *why = NULL;
+
+        if (valias_write_rcpt(pk_valias, w, qid, d->rcpts[i], NULL, 0, &why) != VALIAS_OK) {
+            msg_warn("%s: %s: message left in maildrop for the next scan", qid, why);
+            qfw_abort(w);
+            return false;
+        }
+    }
     qfw_record(w, QREC_MESSAGE, "", 0);
     qfw_content(w, buf_str(msg), msg->len);
     if (qfw_finish(w) < 0 || fdatasync(qfw_fd(w)) < 0 || fsync(incoming_fd) < 0) {
@@ -445,6 +457,7 @@ static void pickup_pre_jail(struct server_ctx *ctx)
     incoming_fd = open_dir(ctx->cfg, "incoming");
     corrupt_fd = open_dir(ctx->cfg, "corrupt");
     pickup_dkim_pre_jail(ctx->cfg);     /* DKIM keys are readable by root */
+    pk_valias = valias_open(ctx->cfg);
 }
 
 /* pickup_post_jail - settings, then the scan at start */

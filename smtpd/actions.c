@@ -23,6 +23,11 @@
  * Actions decided at HELO (smtpd_delay_reject = no) belong to the session
  * and apply to each of its messages.
  *
+ * Every recipient written here (REDIRECT and BCC too) goes through
+ * virtual_alias_maps first (mail/valias.h); a table that fails refuses
+ * the message with 451 4.3.0 (an expansion over its limits with 451
+ * 4.6.0) rather than queue it unexpanded.
+ *
  * DIAGNOSTICS: policy.c logs each action when it is decided; here "QID:
  * discard: ..." when a message is dropped and a warning when the file
  * cannot be moved to hold/ (the message is then refused with 451).
@@ -33,6 +38,7 @@
 #include <unistd.h>
 
 #include "mail/qfile.h"
+#include "mail/valias.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -137,26 +143,42 @@ void actions_envelope(struct session *s, struct qfile_writer *qf)
         qfw_recordf(qf, QREC_ATTR, "%s=%s", QATTR_CONTENT_FILTER, filter);
 }
 
-/* actions_recipients - write the recipients: as received, or the REDIRECT; then BCCs */
-void actions_recipients(struct session *s, struct qfile_writer *qf)
+/* expand_failed - the reply to a failed expansion (valias logged why) */
+static int expand_failed(enum valias_status st, struct smtpd_result *r)
 {
+    if (st == VALIAS_LIMIT)
+        *r = (struct smtpd_result){451, "4.6.0", "Error: Alias expansion error"};
+    else
+        *r = (struct smtpd_result){451, "4.3.0", "Error: Temporary lookup failure"};
+    return r->code;
+}
+
+/*
+ * actions_recipients - write the recipients: as received, or the REDIRECT;
+ * then BCCs. Each goes through virtual_alias_maps (mail/valias.h), as
+ * Postfix's cleanup expands every envelope recipient, REDIRECT and BCC
+ * addresses included; a failed expansion refuses the message.
+ */
+int actions_recipients(struct session *s, struct qfile_writer *qf, struct smtpd_result *r)
+{
+    struct valias *va = smtpd_conf.valias;
+    enum valias_status st = VALIAS_OK;
+    const char *why = NULL;
+
     if (s->act.redirect != NULL) {
-        qfw_record(qf, QREC_RCPT, s->act.redirect, strlen(s->act.redirect));
+        st = valias_write_rcpt(va, qf, s->qid, s->act.redirect, NULL, 0, &why);
     } else {
-        for (size_t i = 0; i < s->nrcpt; i++) {
+        for (size_t i = 0; st == VALIAS_OK && i < s->nrcpt; i++) {
             const struct smtpd_rcpt *rc = &s->rcpts[i];
 
-            if (rc->orcpt)
-                qfw_record(qf, QREC_ORCPT, rc->orcpt, strlen(rc->orcpt));
-            if (rc->notify)
-                qfw_recordf(qf, QREC_NOTIFY, "%u", rc->notify);
-            qfw_record(qf, QREC_RCPT, rc->addr, strlen(rc->addr));
+            st = valias_write_rcpt(va, qf, s->qid, rc->addr, rc->orcpt, rc->notify, &why);
         }
     }
-    for (size_t i = 0; i < s->act.nbcc; i++) {
-        qfw_recordf(qf, QREC_NOTIFY, "%u", QNOTIFY_NEVER);
-        qfw_record(qf, QREC_RCPT, s->act.bcc[i], strlen(s->act.bcc[i]));
-    }
+    for (size_t i = 0; st == VALIAS_OK && i < s->act.nbcc; i++)
+        st = valias_write_rcpt(va, qf, s->qid, s->act.bcc[i], NULL, QNOTIFY_NEVER, &why);
+    if (st != VALIAS_OK)
+        return expand_failed(st, r);
+    return 0;
 }
 
 /* data_hold - move the unfinished queue file to hold/ (once); false on error */

@@ -180,7 +180,11 @@ static int data_open(struct session *s, struct smtpd_result *r)
     if (mailauth_signs(s))
         qfw_recordf(s->qf, QREC_ATTR, "%s=%s", QATTR_DKIM_SIGN, QATTR_DKIM_SIGN_PENDING);
     qfw_record(s->qf, QREC_SENDER, s->sender, strlen(s->sender));
-    actions_recipients(s, s->qf);
+    if (actions_recipients(s, s->qf, r) != 0) {
+        qfw_abort(s->qf);
+        s->qf = NULL;
+        return r->code;
+    }
     qfw_record(s->qf, QREC_MESSAGE, "", 0);
     received_header(s, &rcv, s->nrcpt == 1 ? s->rcpts[0].addr : NULL);
     qfw_content(s->qf, rcv.data, rcv.len);

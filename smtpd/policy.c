@@ -52,6 +52,7 @@
 
 #include "mail/config.h"
 #include "mail/matchlist.h"
+#include "mail/valias.h"
 #include "util/alloc.h"
 #include "util/dict.h"
 #include "util/dns.h"
@@ -322,16 +323,44 @@ static enum match_result rcpt_local(struct eval *e)
     return (enum match_result)e->local_dom;
 }
 
-/* is_auth_destination - a domain we take mail for (local or relayed) */
+/* is_auth_destination - a domain we take mail for (local, virtual alias or relayed) */
 static enum match_result is_auth_destination(struct eval *e)
 {
     enum match_result m = rcpt_local(e);
 
     if (m != MATCH_NO)
         return m;
+    if ((m = valias_domain(smtpd_conf.valias, e->domain)) != MATCH_NO)
+        return m;
     if (smtpd_conf.relay_domains == NULL)
         return MATCH_NO;
     return matchlist_match_domain(smtpd_conf.relay_domains, e->domain);
+}
+
+/*
+ * check_valias - Postfix's order before the class tables: an address with
+ * an entry in virtual_alias_maps is known (RV_PERMIT); one in a virtual
+ * alias domain (not local) without one is unknown; RV_DUNNO: go on
+ */
+static enum rv check_valias(struct eval *e, enum subject subj, const char *addr,
+                            enum match_result local)
+{
+    enum match_result m = valias_listed(smtpd_conf.valias, addr);
+
+    if (m == MATCH_YES)
+        return RV_PERMIT;
+    if (m == MATCH_NO && local != MATCH_NO)
+        return RV_DUNNO;
+    if (m == MATCH_NO)
+        m = valias_domain(smtpd_conf.valias, domain_of(addr));
+    if (m == MATCH_TEMPFAIL)
+        return decide(e, 450, "4.3.0", "<%s>: %s rejected: temporary lookup failure", addr,
+                      subj_class(subj));
+    if (m == MATCH_NO)
+        return RV_DUNNO;
+    return decide(e, smtpd_conf.unknown_valias_code, subj == SUBJ_RCPT ? "5.1.1" : "5.1.0",
+                  "<%s>: %s rejected: User unknown in virtual alias table", addr,
+                  subj_class(subj));
 }
 
 /* check_unlisted - an address in a local/relay domain must be in its table */
@@ -347,6 +376,10 @@ static enum rv check_unlisted(struct eval *e, enum subject subj, const char *add
     enum rv v = RV_DUNNO;
     int code;
 
+    if (m != MATCH_TEMPFAIL && (v = check_valias(e, subj, addr, m)) != RV_DUNNO) {
+        free(local);
+        return v == RV_PERMIT ? RV_DUNNO : v;
+    }
     if (m == MATCH_NO) {
         maps = NULL;
         if (smtpd_conf.relay_rcpt != NULL && smtpd_conf.relay_domains != NULL) {

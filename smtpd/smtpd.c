@@ -27,6 +27,7 @@
 #include "mail/qcommit.h"
 #include "mail/server.h"
 #include "mail/spool.h"
+#include "mail/valias.h"
 #include "util/alloc.h"
 #include "util/dns.h"
 #include "util/log.h"
@@ -221,6 +222,8 @@ static void smtpd_load(struct cfg *cfg)
     c->local_rcpt = local_rcpt_open(cfg);
     if (*cfg_str(cfg, "relay_recipient_maps"))
         c->relay_rcpt = rcpt_maps_open(cfg, "relay_recipient_maps");
+    c->valias = valias_open(cfg);
+    c->unknown_valias_code = (int)cfg_int(cfg, "unknown_virtual_alias_reject_code");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     c->hold_fd = spool_dir_fd(cfg, "hold");
     c->content_filter = cfg_str(cfg, "content_filter");

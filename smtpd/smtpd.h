@@ -33,6 +33,7 @@
 struct cfg;
 struct matchlist;
 struct local_rcpt;
+struct valias;
 struct qfile_writer;
 struct dns_req;
 
@@ -221,6 +222,8 @@ struct smtpd_conf {
     struct matchlist *bare_lf_excl, *event_excl;
     struct local_rcpt *local_rcpt;
     struct local_rcpt *relay_rcpt;   /* relay_recipient_maps, NULL when empty */
+    struct valias *valias;         /* virtual_alias_maps and _domains (mail/valias.h) */
+    int unknown_valias_code;       /* unknown_virtual_alias_reject_code */
     int incoming_fd;
     int hold_fd;
     const char *content_filter;    /* content_filter: "transport:nexthop" or "" */
@@ -327,8 +330,12 @@ void txn_discard(struct session *s, const char *why);
 void actions_start(struct session *s);
 /* actions_envelope - the content_filter attribute (FILTER or the setting) */
 void actions_envelope(struct session *s, struct qfile_writer *qf);
-/* actions_recipients - the recipient records: as received or the REDIRECT, then BCCs */
-void actions_recipients(struct session *s, struct qfile_writer *qf);
+/*
+ * actions_recipients - the recipient records: as received or the REDIRECT,
+ * then BCCs, each through virtual_alias_maps; 0, or the reply code with
+ * *r set when the expansion failed (nothing usable was written)
+ */
+int actions_recipients(struct session *s, struct qfile_writer *qf, struct smtpd_result *r);
 /* data_hold - move the unfinished queue file to hold/ (once); false on error */
 bool data_hold(struct session *s, const char *why);
 

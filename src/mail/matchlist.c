@@ -580,6 +580,12 @@ static size_t split_extension(const char *delim, const char *local)
     return base == 0 ? len : base;
 }
 
+/* rcpt_local_base - split_extension for other modules (matchlist.h) */
+size_t rcpt_local_base(const char *delim, const char *local)
+{
+    return split_extension(delim, local);
+}
+
 /* rcpt_try - look key up in every table; YES, NO or TEMPFAIL */
 static enum match_result rcpt_try(struct local_rcpt *lr, const char *key, bool *tempfail)
 {

@@ -16,6 +16,7 @@
 #define POSTA_MATCHLIST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cfg;
 struct matchlist;
@@ -58,5 +59,12 @@ void local_rcpt_close(struct local_rcpt *lr);
  * An empty list accepts everyone (MATCH_YES).
  */
 struct local_rcpt *rcpt_maps_open(struct cfg *cfg, const char *param);
+
+/*
+ * rcpt_local_base - length of local without its recipient_delimiter
+ * extension (delim: the delimiter characters; "" none); with '-' as a
+ * delimiter, owner-x and x-request are not split, as in Postfix
+ */
+size_t rcpt_local_base(const char *delim, const char *local);
 
 #endif

@@ -26,11 +26,15 @@
 #define LOOPBACK_V4_PREFIX "[127."
 #define LOOPBACK_V6 "[ipv6:::1]"
 #define WILDCARD_KEY "*"
+#define ERROR_TRANSPORT "error"
+#define VALIAS_UNKNOWN "5.1.1 User unknown in virtual alias table"
 
 struct resolver {
     struct cfg *cfg;
     struct matchlist *mydest;
     struct matchlist *relay;
+    struct matchlist *valias;  /* virtual_alias_domains */
+    bool both_warned;          /* a domain in mydestination and virtual_alias_domains */
     struct dict **maps;
     size_t nmaps;
     bool parent_bare;      /* transport_maps in parent_domain_matches_subdomains */
@@ -47,6 +51,7 @@ struct resolver *resolver_open(struct cfg *cfg)
     r->cfg = cfg;
     r->mydest = matchlist_domains(cfg, "mydestination");
     r->relay = matchlist_domains(cfg, "relay_domains");
+    r->valias = matchlist_domains(cfg, "virtual_alias_domains");
     list = cfg_list(cfg, "transport_maps", &n);
     r->maps = xcalloc(n ? n : 1, sizeof(*r->maps));
     for (size_t i = 0; i < n; i++) {
@@ -73,6 +78,7 @@ void resolver_close(struct resolver *r)
         return;
     matchlist_free(r->mydest);
     matchlist_free(r->relay);
+    matchlist_free(r->valias);
     for (size_t i = 0; i < r->nmaps; i++)
         dict_close(r->maps[i]);
     free(r->maps);
@@ -172,7 +178,8 @@ static bool is_loopback_literal(const char *domain)
  * domain list failed
  */
 static enum resolve_status default_route(struct resolver *r, const char *domain,
-                                         char **transport, char **nexthop, const char **why)
+                                         char **transport, char **nexthop, bool *valias_class,
+                                         const char **why)
 {
     enum match_result m;
     const char *spec, *relayhost;
@@ -182,12 +189,31 @@ static enum resolve_status default_route(struct resolver *r, const char *domain,
         *why = "mydestination lookup failed";
         return RESOLVE_TEMPFAIL;
     }
+    if (m == MATCH_YES && !r->both_warned
+        && matchlist_match_domain(r->valias, domain) == MATCH_YES) {
+        /* Postfix's warning; local delivery wins (once per process) */
+        r->both_warned = true;
+        msg_warn("do not list domain %s in BOTH mydestination and virtual_alias_domains",
+                 domain);
+    }
     if (m == MATCH_YES) {
         split_transport(cfg_str(r->cfg, "local_transport"), transport, nexthop);
         if (**nexthop == 0) {
             free(*nexthop);
             *nexthop = xstrdup(cfg_str(r->cfg, "myhostname"));
         }
+        return RESOLVE_OK;
+    }
+    m = matchlist_match_domain(r->valias, domain);
+    if (m == MATCH_TEMPFAIL) {
+        *why = "virtual_alias_domains lookup failed";
+        return RESOLVE_TEMPFAIL;
+    }
+    if (m == MATCH_YES) {
+        /* its addresses were expanded when queued: this one has no entry */
+        *transport = xstrdup(ERROR_TRANSPORT);
+        *nexthop = xstrdup(VALIAS_UNKNOWN);
+        *valias_class = true;
         return RESOLVE_OK;
     }
     m = matchlist_match_domain(r->relay, domain);
@@ -212,6 +238,7 @@ enum resolve_status resolve_rcpt(struct resolver *r, const char *addr,
     const char *at = strrchr(addr, '@');
     const char *domain, *value = NULL;
     char *transport = NULL, *nexthop = NULL, *t2, *n2;
+    bool valias_class = false;
     enum dict_result dr;
 
     memset(out, 0, sizeof(*out));
@@ -221,9 +248,14 @@ enum resolve_status resolve_rcpt(struct resolver *r, const char *addr,
     else
         out->address = xstrdup(addr);
     domain = strrchr(out->address, '@') + 1;
-    if (default_route(r, domain, &transport, &nexthop, why) != RESOLVE_OK) {
+    if (default_route(r, domain, &transport, &nexthop, &valias_class, why) != RESOLVE_OK) {
         resolve_result_free(out);
         return RESOLVE_TEMPFAIL;
+    }
+    if (valias_class) {
+        out->transport = transport;
+        out->nexthop = nexthop;
+        return RESOLVE_OK;
     }
     dr = transport_lookup(r, out->address, domain, &value);
     if (dr == DICT_TEMPFAIL) {

@@ -13,7 +13,12 @@
  *   - otherwise the default routing: a domain in mydestination (or an
  *     address literal of the loopback network) -> local_transport
  *     ("local:$myhostname"); relay_domains -> relay_transport; anything
- *     else -> default_transport. For relay and default routing the
+ *     else -> default_transport.
+ * Before both: a domain in virtual_alias_domains (and not in
+ * mydestination, which wins, with a warning as Postfix gives) ->
+ * error:"5.1.1 User unknown in virtual alias table", whatever
+ * transport_maps says: its addresses are all expanded when mail is queued
+ * (mail/valias.h), so one that reaches the resolver has no entry. For relay and default routing the
  *     nexthop is the transport's own ":nexthop" when given, else
  *     $relayhost when set, else the recipient domain.
  * A table that fails (DICT_TEMPFAIL, MATCH_TEMPFAIL) makes the answer
