@@ -6,7 +6,7 @@
  * list into struct restr_list, the parsing of an access-table result and
  * the lookup keys Postfix derives from a client, an address or a HELO
  * name. Unit tests and the fuzz target include it directly. policy.c is
- * the engine: it evaluates the lists for HELO/EHLO, MAIL, RCPT and
+ * the engine (the table and server restrictions in policy_access.c): it evaluates the lists for HELO/EHLO, MAIL, RCPT and
  * DATA/BDAT, suspends on DNS lookups and resumes the command later.
  *
  * The command handlers call policy_helo/policy_mail/policy_rcpt_check/
