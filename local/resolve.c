@@ -6,7 +6,9 @@
  * as "name+ext" first, then as "name". Order: the Delivered-To: loop
  * check, alias_maps, the passwd entry (unknown: bounced 5.1.1
  * "unknown user"), the user's forward_path files (read as the user),
- * then mailbox_command or the mailbox. A name already being expanded on
+ * then mailbox_transport(_maps) (pass.c), mailbox_command or the
+ * mailbox. A user without a passwd entry goes to mailbox_transport(_maps)
+ * or else fallback_transport(_maps) when one is set. A name already being expanded on
  * this path ("name: name, other") goes straight to the user's mailbox.
  *
  * DIAGNOSTICS: a lookup table or passwd failure defers (4.3.0); an
@@ -324,6 +326,8 @@ static void deliver_user(struct lmsg *m, const struct lrcpt *r, const struct pri
 {
     if (use_forward && !in_chain(r, lname) && try_forward(m, r, u, lname, ext, res))
         return;
+    if (pass_deliver(m, r, PASS_MAILBOX, u->user, res))
+        return;
     if (*local_conf.mailbox_command) {
         struct privs def;
         bool root = u->uid == 0;
@@ -356,6 +360,26 @@ static void deliver_user(struct lmsg *m, const struct lrcpt *r, const struct pri
         return;
     }
     deliver_mailbox(m, r, u, res);
+    local_log(m, r, res);
+}
+
+/*
+ * deliver_unknown - no passwd entry (*res says so: bounced, or deferred
+ * for a lookup error): mailbox_transport, then fallback_transport, take
+ * the recipient as Postfix's local does; otherwise *res is logged
+ */
+static void deliver_unknown(struct lmsg *m, const struct lrcpt *r, const char *user,
+                            struct dres *res)
+{
+    if (res->status == DELIVER_BOUNCED) {
+        struct dres passed = {0};
+
+        if (pass_deliver(m, r, PASS_MAILBOX, user, &passed)
+            || pass_deliver(m, r, PASS_FALLBACK, user, &passed)) {
+            *res = passed;
+            return;
+        }
+    }
     local_log(m, r, res);
 }
 
@@ -395,7 +419,7 @@ void resolve_user(struct lmsg *m, const struct lrcpt *r, const char *name, bool 
         }
     }
     if (!lookup_user(r, lname, base, &u, res)) {
-        local_log(m, r, res);
+        deliver_unknown(m, r, base ? base : lname, res);
     } else {
         deliver_user(m, r, &u, u.user, ext, use_forward, res);
         privs_free(&u);
@@ -471,7 +495,7 @@ void resolve_deliver(struct lmsg *m, const struct lrcpt *r, struct dres *res)
         struct privs u;
 
         if (!lookup_user(r, lname, base, &u, res)) {
-            local_log(m, r, res);
+            deliver_unknown(m, r, base ? base : lname, res);
             goto out;
         }
         deliver_user(m, r, &u, u.user, ext, true, res);
