@@ -143,6 +143,7 @@ static void local_post_jail(struct server_ctx *ctx)
     c->spool_dir = xstrdup(cfg_str(cfg, "mail_spool_directory"));
     c->mailbox_command = xstrdup(cfg_str(cfg, "mailbox_command"));
     c->forward_path = xstrdup(cfg_str(cfg, "forward_path"));
+    c->luser_relay = xstrdup(cfg_str(cfg, "luser_relay"));
     c->recipient_delimiter = xstrdup(cfg_str(cfg, "recipient_delimiter"));
     c->command_shell = xstrdup(cfg_str(cfg, "local_command_shell"));
     c->expansion_filter = xstrdup(cfg_str(cfg, "command_expansion_filter"));

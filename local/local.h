@@ -39,6 +39,7 @@ struct local_conf {
     const char *home_mailbox;
     const char *spool_dir;
     const char *mailbox_command;       /* raw: $-expanded per delivery */
+    const char *luser_relay;           /* raw: $-expanded per delivery */
     const char *forward_path;          /* raw */
     const char *recipient_delimiter;
     const char *command_shell;         /* local_command_shell */
@@ -175,6 +176,9 @@ bool resolve_is_local_domain(const char *domain);
 void split_address(const char *addr, char **local, char **domain);
 
 /* alias.c */
+/* alias_deliver_address - one address (no list syntax), local or forwarded */
+void alias_deliver_address(struct lmsg *m, const struct lrcpt *r, const char *addr,
+                           struct dres *res);
 void alias_deliver_list(struct lmsg *m, const struct lrcpt *r, const char *text, size_t len,
                         const char *what, struct dres *res);
 

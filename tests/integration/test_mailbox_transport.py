@@ -12,7 +12,9 @@ bounces alone; a server that is down defers and the message goes out
 once it is back; a transport without a master.cf service defers
 ("mail transport unavailable"); mailbox_transport_maps picks one user;
 fallback_transport takes an unknown user (local_recipient_maps empty, as
-Postfix's LOCAL_RECIPIENT_README asks for users outside passwd).
+Postfix's LOCAL_RECIPIENT_README asks for users outside passwd), before
+luser_relay; luser_relay ($user expanded) takes an unknown user when no
+transport does.
 
 DIAGNOSTICS: Dovecot's log, the peer's output and posta's log are quoted
 when a wait fails.
@@ -195,6 +197,7 @@ def test_transport_maps_and_fallback(make_posta, lab, users):
     table.write_text("%s lmtp:unix:%s\n" % (bob.name, sock))
     inst.set_param("mailbox_transport_maps", "texthash:%s" % table)
     inst.set_param("fallback_transport", "lmtp:unix:%s" % sock)
+    inst.set_param("luser_relay", alice.name)     # fallback_transport goes first
     inst.set_param("local_recipient_maps", "")
     inst.start()
     subject = helpers.token("maps")
@@ -208,4 +211,21 @@ def test_transport_maps_and_fallback(make_posta, lab, users):
                   "bob (mailbox_transport_maps) and nobody-here (fallback_transport) at "
                   "the peer: %r" % peer.messages())
     inst.wait_queue_empty()
+    assert helpers.subjects(helpers.read_mbox(inst.mbox(alice.name))) == [subject]
     inst.wait_log(r"to=<nobody-here@localhost>, relay=[^,]*lmtp.sock[^,]*, .*status=sent")
+
+
+def test_luser_relay(make_posta, lab, users):
+    alice = users.alice
+    inst = make_posta("posta", smtp=False)
+    inst.set_param("local_recipient_maps", "")
+    inst.set_param("luser_relay", "${user}-lost")
+    inst.add_alias("ghost-lost", alice.name)
+    inst.start()
+    subject = helpers.token("luser")
+    assert netlab.send(inst, "sender@localhost", "ghost@localhost", subject) == {}
+    inst.wait_for(lambda: subject in " ".join(helpers.subjects(
+        helpers.read_mbox(inst.mbox(alice.name)))), "alice's mbox (luser_relay)")
+    inst.wait_log(r"to=<%s@[^>]*>, orig_to=<ghost@localhost>, relay=local, .*status=sent "
+                  r"\(delivered to mailbox\)" % re.escape(alice.name))
+    inst.wait_queue_empty()
