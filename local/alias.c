@@ -55,7 +55,7 @@ static bool is_local_address(const char *full)
     return local;
 }
 
-/* alias_deliver_address - one address, no list syntax: local ones recursively, others forwarded */
+/* alias_deliver_address - one address, no list syntax: local, or forwarded */
 void alias_deliver_address(struct lmsg *m, const struct lrcpt *r, const char *addr,
                            struct dres *res)
 {

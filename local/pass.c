@@ -35,6 +35,7 @@
  */
 #include "util/sys.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -300,8 +301,11 @@ static void pass_to(struct lmsg *m, const struct lrcpt *r, const struct pass_con
     const char *qid = m->req->queue_id, *err = NULL;
     char *transport = NULL, *nexthop = NULL;
     long long timeout_s = cfg_time(local_conf.cfg, "ipc_timeout");
-    int timeout_ms = (int)(timeout_s * MS_PER_SEC);
-    int fd;
+    int timeout_ms, fd;
+
+    if (timeout_s > INT_MAX / MS_PER_SEC)
+        timeout_s = INT_MAX / MS_PER_SEC;
+    timeout_ms = (int)(timeout_s * MS_PER_SEC);
 
     if (!pass_split(value, &transport, &nexthop, &err)) {
         msg_warn("%s: %s: bad value \"%s\": %s", qid, table, value, err);

@@ -8,8 +8,9 @@
  * "unknown user"), the user's forward_path files (read as the user),
  * then mailbox_transport(_maps) (pass.c), mailbox_command or the
  * mailbox. A user without a passwd entry goes to mailbox_transport(_maps),
- * else fallback_transport(_maps), else luser_relay when one is set. A name already being expanded on
- * this path ("name: name, other") goes straight to the user's mailbox.
+ * else fallback_transport(_maps), else luser_relay when one is set. A
+ * name already being expanded on this path ("name: name, other") goes
+ * straight to the user's mailbox.
  *
  * DIAGNOSTICS: a lookup table or passwd failure defers (4.3.0); an
  * insecure .forward (not owned by the user or root, or group/world
