@@ -95,7 +95,6 @@ static int check_split(struct golden_lines *g, char *line, void *ctx)
     struct buf value = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
     char *t1 = strchr(line, '\t'), *transport = NULL, *nexthop = NULL;
     const char *err = NULL;
-    int failed;
 
     (void)ctx;
     if (t1 == NULL)
@@ -111,13 +110,14 @@ static int check_split(struct golden_lines *g, char *line, void *ctx)
     }
     if (g->print)
         print_message("%.*s\t%s\n", (int)(t1 - line), line, buf_str(&got));
-    failed = golden_lines_check(g, line, (int)(t1 - line), buf_str(&want), buf_str(&got));
+    /* golden_lines_check counts a failure itself. */
+    (void)golden_lines_check(g, line, (int)(t1 - line), buf_str(&want), buf_str(&got));
     free(transport);
     free(nexthop);
     buf_free(&value);
     buf_free(&want);
     buf_free(&got);
-    return failed;
+    return 0;
 }
 
 /* test_golden - every case of split.txt */
