@@ -42,6 +42,39 @@ static char *full_address(const char *addr)
     return xasprintf("%s@%s", addr, cfg_str(local_conf.cfg, "myorigin"));
 }
 
+/* is_local_address - full (with a domain) is in a local domain */
+static bool is_local_address(const char *full)
+{
+    char *lp = NULL, *dom = NULL;
+    bool local;
+
+    split_address(full, &lp, &dom);
+    local = resolve_is_local_domain(dom);
+    free(lp);
+    free(dom);
+    return local;
+}
+
+/* alias_deliver_address - one address, no list syntax: local, or forwarded */
+void alias_deliver_address(struct lmsg *m, const struct lrcpt *r, const char *addr,
+                           struct dres *res)
+{
+    char *full = full_address(addr);
+
+    memset(res, 0, sizeof(*res));
+    if (is_local_address(full)) {
+        struct lrcpt c = *r;
+
+        c.address = full;
+        c.depth = r->depth + 1;
+        resolve_deliver(m, &c, res);
+    } else {
+        forward_queue(m, r, &full, 1, res);
+        local_log(m, r, res);
+    }
+    free(full);
+}
+
 /* read_include - the text of an :include: file, read as owner */
 static bool read_include(const struct privs *owner, const char *path, struct buf *text,
                          uid_t *file_uid, struct dres *res)
@@ -174,10 +207,8 @@ void alias_deliver_list(struct lmsg *m, const struct lrcpt *r, const char *text,
         switch (it->type) {
         case ALIAS_ADDR: {
             char *full = full_address(it->value);
-            char *lp = NULL, *dom = NULL;
 
-            split_address(full, &lp, &dom);
-            if (resolve_is_local_domain(dom)) {
+            if (is_local_address(full)) {
                 struct lrcpt c = *r;
 
                 c.address = full;
@@ -188,8 +219,6 @@ void alias_deliver_list(struct lmsg *m, const struct lrcpt *r, const char *text,
                 remote = xreallocarray(remote, nremote + 1, sizeof(char *));
                 remote[nremote++] = full;
             }
-            free(lp);
-            free(dom);
             break;
         }
         case ALIAS_NOALIAS: {

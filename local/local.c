@@ -143,6 +143,7 @@ static void local_post_jail(struct server_ctx *ctx)
     c->spool_dir = xstrdup(cfg_str(cfg, "mail_spool_directory"));
     c->mailbox_command = xstrdup(cfg_str(cfg, "mailbox_command"));
     c->forward_path = xstrdup(cfg_str(cfg, "forward_path"));
+    c->luser_relay = xstrdup(cfg_str(cfg, "luser_relay"));
     c->recipient_delimiter = xstrdup(cfg_str(cfg, "recipient_delimiter"));
     c->command_shell = xstrdup(cfg_str(cfg, "local_command_shell"));
     c->expansion_filter = xstrdup(cfg_str(cfg, "command_expansion_filter"));
@@ -171,6 +172,7 @@ static void local_post_jail(struct server_ctx *ctx)
     c->nalias_maps = nalias_specs;
     c->alias_maps = xcalloc(nalias_specs + 1, sizeof(struct dict *));
     open_aliases();
+    pass_init(cfg);
     c->active_fd = spool_dir_fd(cfg, "active");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     if (geteuid() != 0)
@@ -281,7 +283,8 @@ static void handle_request(const struct deliver_request *req, struct dres *res)
     for (size_t i = 0; i < req->nrcpts; i++) {
         const struct deliver_rcpt *rc = &req->rcpts[i];
         const struct qrcpt *qr = find_rcpt(m.q, rc);
-        struct lrcpt r = {.address = rc->address, .orig = rc->orig, .top = rc->address};
+        struct lrcpt r = {.address = rc->address, .orig = rc->orig, .top = rc->address,
+                          .rc = rc};
 
         memset(&res[i], 0, sizeof(res[i]));
         if (qr == NULL) {
@@ -394,7 +397,11 @@ static void local_accept(struct server_ctx *ctx, int fd, const struct sockaddr *
         for (size_t i = 0; i < req.nrcpts; i++) {
             rr[i].status = res[i].status;
             snprintf(rr[i].dsn, sizeof(rr[i].dsn), "%s", res[i].dsn);
-            rr[i].relay = (char *)"local";
+            /* A delivery passed to mailbox_transport: that agent's relay. */
+            rr[i].relay = res[i].relay[0] ? res[i].relay : (char *)"local";
+            rr[i].remote_mta = res[i].remote_mta;
+            rr[i].diag = res[i].diag;
+            rr[i].relayed = res[i].relayed;
             rr[i].text = res[i].text;
             /* An alias expansion: the address a bounce notice must name. */
             rr[i].final = strcmp(res[i].final, req.rcpts[i].address) != 0 ? res[i].final

@@ -6,7 +6,8 @@
  * lists; mbox.c (mailboxes and files), maildir.c and pipe.c write the message; lock.c
  * locks mailboxes; privs.c runs each write as the recipient in a child;
  * content.c streams the queue file's message; forward.c queues mail for
- * other destinations.
+ * other destinations; pass.c hands mailbox deliveries and unknown users
+ * to mailbox_transport and fallback_transport.
  */
 #ifndef POSTA_LOCAL_H
 #define POSTA_LOCAL_H
@@ -25,6 +26,7 @@ struct matchlist;
 
 #define LOCAL_TEXT_MAX 512          /* result text sent to qmgr */
 #define LOCAL_ADDR_MAX 1024         /* final recipient kept in a result */
+#define LOCAL_RELAY_MAX 256         /* relay/remote MTA of a passed delivery */
 #define LOCAL_READ_CHUNK 4096       /* read() size for small files and pipes */
 #define LOCAL_EXPAND_DEPTH 20       /* nested alias/.forward/:include: */
 #define LOCAL_ORIGIN_ALIAS 1u       /* allow_mail_to_* classes */
@@ -37,6 +39,7 @@ struct local_conf {
     const char *home_mailbox;
     const char *spool_dir;
     const char *mailbox_command;       /* raw: $-expanded per delivery */
+    const char *luser_relay;           /* raw: $-expanded per delivery */
     const char *forward_path;          /* raw */
     const char *recipient_delimiter;
     const char *command_shell;         /* local_command_shell */
@@ -66,6 +69,11 @@ struct dres {
     char dsn[16];
     char text[LOCAL_TEXT_MAX];
     char final[LOCAL_ADDR_MAX];    /* the expanded address it concerns */
+    /* Set only by a delivery passed to another transport (pass.c). */
+    char relay[LOCAL_RELAY_MAX];   /* "" = "local" */
+    char remote_mta[LOCAL_RELAY_MAX];
+    char diag[LOCAL_TEXT_MAX];
+    bool relayed;
     bool set;
 };
 
@@ -95,6 +103,7 @@ struct lrcpt {
     const char *address;           /* the address being delivered now */
     const char *orig;              /* the original recipient (X-Original-To) */
     const char *top;               /* the request recipient (for logging) */
+    const struct deliver_rcpt *rc; /* the request recipient (orcpt, notify, offset) */
     unsigned depth;
     unsigned origin;               /* LOCAL_ORIGIN_* of the current list */
     const struct privs *owner;     /* privileges for files and commands */
@@ -167,8 +176,28 @@ bool resolve_is_local_domain(const char *domain);
 void split_address(const char *addr, char **local, char **domain);
 
 /* alias.c */
+/* alias_deliver_address - one address (no list syntax), local or forwarded */
+void alias_deliver_address(struct lmsg *m, const struct lrcpt *r, const char *addr,
+                           struct dres *res);
 void alias_deliver_list(struct lmsg *m, const struct lrcpt *r, const char *text, size_t len,
                         const char *what, struct dres *res);
+
+/* pass.c: mailbox_transport(_maps), fallback_transport(_maps) */
+enum pass_kind { PASS_MAILBOX, PASS_FALLBACK };
+/* pass_init - check the settings (fatal when malformed) and open the tables */
+void pass_init(struct cfg *cfg);
+/*
+ * pass_split - "transport:nexthop" into fresh strings (nexthop "" when
+ * absent); false with *err (static text) when the transport is not a
+ * plain master.cf service name
+ */
+bool pass_split(const char *value, char **transport, char **nexthop, const char **err);
+/*
+ * pass_deliver - hand r (user: the bare user name, the table key) to the
+ * kind's transport; false (nothing done) when none is set for user
+ */
+bool pass_deliver(struct lmsg *m, const struct lrcpt *r, enum pass_kind kind, const char *user,
+                  struct dres *res);
 
 /* forward.c */
 void forward_queue(struct lmsg *m, const struct lrcpt *r, char **addrs, size_t n,

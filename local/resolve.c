@@ -6,8 +6,11 @@
  * as "name+ext" first, then as "name". Order: the Delivered-To: loop
  * check, alias_maps, the passwd entry (unknown: bounced 5.1.1
  * "unknown user"), the user's forward_path files (read as the user),
- * then mailbox_command or the mailbox. A name already being expanded on
- * this path ("name: name, other") goes straight to the user's mailbox.
+ * then mailbox_transport(_maps) (pass.c), mailbox_command or the
+ * mailbox. A user without a passwd entry goes to mailbox_transport(_maps),
+ * else fallback_transport(_maps), else luser_relay when one is set. A
+ * name already being expanded on this path ("name: name, other") goes
+ * straight to the user's mailbox.
  *
  * DIAGNOSTICS: a lookup table or passwd failure defers (4.3.0); an
  * insecure .forward (not owned by the user or root, or group/world
@@ -35,6 +38,8 @@
 #include "local.h"
 
 #define FORWARD_INSECURE_BITS 022
+/* An expanded luser_relay is one address: no list, no header syntax. */
+#define LUSER_RELAY_BAD_CHARS " \t\r\n,<>()[];:\\\""
 
 /* split_address - local part and domain (both malloc'ed; domain may be "") */
 void split_address(const char *addr, char **local, char **domain)
@@ -324,6 +329,8 @@ static void deliver_user(struct lmsg *m, const struct lrcpt *r, const struct pri
 {
     if (use_forward && !in_chain(r, lname) && try_forward(m, r, u, lname, ext, res))
         return;
+    if (pass_deliver(m, r, PASS_MAILBOX, u->user, res))
+        return;
     if (*local_conf.mailbox_command) {
         struct privs def;
         bool root = u->uid == 0;
@@ -356,6 +363,59 @@ static void deliver_user(struct lmsg *m, const struct lrcpt *r, const struct pri
         return;
     }
     deliver_mailbox(m, r, u, res);
+    local_log(m, r, res);
+}
+
+/*
+ * luser_relay - an unknown user's mail to luser_relay ($user, $local,
+ * $extension, $domain, $recipient expanded; one address, never a list,
+ * file or command, as Postfix); false when it is not set, or when this
+ * user came back to it (luser_relay names an unknown user: bounce)
+ */
+static bool luser_relay(struct lmsg *m, const struct lrcpt *r, const char *user,
+                        const char *ext, struct dres *res)
+{
+    struct privs none = {.user = (char *)user};
+    struct fwd_vars v = {.u = &none, .extension = ext, .recipient = r->address};
+    char *local = NULL, *domain = NULL, *addr;
+
+    if (!*local_conf.luser_relay || resolve_seen(m, "luser_relay", user))
+        return false;
+    split_address(r->address, &local, &domain);
+    v.local = local;
+    v.domain = domain;
+    addr = fwd_expand(local_conf.luser_relay, &v);
+    if (*addr == 0 || addr[strcspn(addr, LUSER_RELAY_BAD_CHARS)] != 0) {
+        dres_set(res, DELIVER_BOUNCED, "5.1.3", "bad luser_relay address \"%s\" for %s", addr,
+                 r->address);
+        local_log(m, r, res);
+    } else {
+        alias_deliver_address(m, r, addr, res);
+    }
+    free(addr);
+    free(local);
+    free(domain);
+    return true;
+}
+
+/*
+ * deliver_unknown - no passwd entry (*res says so: bounced, or deferred
+ * for a lookup error): mailbox_transport, then fallback_transport, take
+ * the recipient as Postfix's local does; otherwise *res is logged
+ */
+static void deliver_unknown(struct lmsg *m, const struct lrcpt *r, const char *user,
+                            const char *ext, struct dres *res)
+{
+    if (res->status == DELIVER_BOUNCED) {
+        struct dres passed = {0};
+
+        if (pass_deliver(m, r, PASS_MAILBOX, user, &passed)
+            || pass_deliver(m, r, PASS_FALLBACK, user, &passed)
+            || luser_relay(m, r, user, ext, &passed)) {
+            *res = passed;
+            return;
+        }
+    }
     local_log(m, r, res);
 }
 
@@ -395,7 +455,7 @@ void resolve_user(struct lmsg *m, const struct lrcpt *r, const char *name, bool 
         }
     }
     if (!lookup_user(r, lname, base, &u, res)) {
-        local_log(m, r, res);
+        deliver_unknown(m, r, base ? base : lname, ext, res);
     } else {
         deliver_user(m, r, &u, u.user, ext, use_forward, res);
         privs_free(&u);
@@ -471,7 +531,7 @@ void resolve_deliver(struct lmsg *m, const struct lrcpt *r, struct dres *res)
         struct privs u;
 
         if (!lookup_user(r, lname, base, &u, res)) {
-            local_log(m, r, res);
+            deliver_unknown(m, r, base ? base : lname, ext, res);
             goto out;
         }
         deliver_user(m, r, &u, u.user, ext, true, res);

@@ -33,6 +33,8 @@ void dres_set(struct dres *r, enum deliver_status st, const char *dsn, const cha
     va_list ap;
 
     r->status = st;
+    r->relay[0] = r->remote_mta[0] = r->diag[0] = 0;
+    r->relayed = false;
     snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
     va_start(ap, fmt);
     vsnprintf(r->text, sizeof(r->text), fmt, ap);

@@ -10,9 +10,10 @@ set -eu
 pkgs_build="build-essential pkg-config libssl-dev libc-ares-dev libsasl2-dev libsystemd-dev libdb-dev libpcre2-dev liblmdb-dev libcdb-dev"
 # bsd-mailx and dovecot-imapd: the end-to-end delivery tests ("mail" on
 # the host, IMAP through Dovecot); both are started by the tests only.
+# dovecot-lmtpd: mailbox_transport delivers through Dovecot's LMTP server.
 # postfix is listed so that bsd-mailx's need for an MTA package is met by it
 # (installed unconfigured, never started) rather than by exim4.
-pkgs_test="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev iproute2 openssl bsd-mailx dovecot-imapd postfix dnsmasq-base python3-aiosmtpd python3-dkim python3-spf opendkim-tools pflogsumm fail2ban lmdb-utils postfix-lmdb postfix-cdb postfix-pcre sasl2-bin libsasl2-modules testssl.sh curl dovecot-core python3-dnspython publicsuffix libnet-ssleay-perl libio-socket-ssl-perl groff-base postgrey"
+pkgs_test="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev iproute2 openssl bsd-mailx dovecot-imapd postfix dnsmasq-base python3-aiosmtpd python3-dkim python3-spf opendkim-tools pflogsumm fail2ban lmdb-utils postfix-lmdb postfix-cdb postfix-pcre sasl2-bin libsasl2-modules testssl.sh curl dovecot-core dovecot-lmtpd python3-dnspython publicsuffix libnet-ssleay-perl libio-socket-ssl-perl groff-base postgrey"
 pkgs_bench="postfix"
 
 want=""

@@ -292,3 +292,9 @@ enum resolve_status resolve_rcpt(struct resolver *r, const char *addr,
     out->nexthop = nexthop;
     return RESOLVE_OK;
 }
+
+/* resolve_split_transport - split_transport for other modules (local's mailbox_transport) */
+void resolve_split_transport(const char *spec, char **transport, char **nexthop)
+{
+    split_transport(spec, transport, nexthop);
+}

@@ -48,6 +48,11 @@ struct resolver *resolver_open(struct cfg *cfg);
 enum resolve_status resolve_rcpt(struct resolver *r, const char *addr,
                                  struct resolve_result *out, const char **why);
 void resolve_result_free(struct resolve_result *res);
+/*
+ * resolve_split_transport - "transport:nexthop" into fresh strings (""
+ * when absent), as transport_maps values are read
+ */
+void resolve_split_transport(const char *spec, char **transport, char **nexthop);
 void resolver_close(struct resolver *r);
 
 #endif
