@@ -67,7 +67,6 @@ static const struct {
     const char *harmless;
 } unimplemented_params[] = {
     {"always_add_missing_headers", "no"},
-    {"always_bcc", ""},
     {"append_dot_mydomain", "no"},
     {"canonical_maps", ""},
     {"compatibility_level", "3.6"},
@@ -75,10 +74,8 @@ static const struct {
     {"milter_default_action", "tempfail"},
     {"non_smtpd_milters", ""},
     {"queue_minfree", "0"},
-    {"recipient_bcc_maps", ""},
     {"recipient_canonical_maps", ""},
     {"require_home_directory", "no"},
-    {"sender_bcc_maps", ""},
     {"sender_canonical_maps", ""},
     {"smtp_tls_session_cache_database", ""},
     {"smtpd_end_of_data_restrictions", ""},

@@ -18,8 +18,10 @@
  *     qualified with $myorigin;
  *   - cleans the header (mail/cleanup.h: Received:, missing From:, Date:,
  *     Message-ID:, bare addresses, -t recipients, Bcc: removed);
- *   - expands each recipient through virtual_alias_maps (mail/valias.h;
- *     a table failure leaves the maildrop file for the next scan);
+ *   - expands each recipient through virtual_alias_maps (mail/valias.h)
+ *     and adds the BCC copies (mail/bcc.h), unless receive_override_options
+ *     says no_address_mappings; a table failure leaves the maildrop file
+ *     for the next scan;
  *   - writes a new queue file into incoming/ (fresh queue ID), makes it
  *     durable (fdatasync, directory fsync), removes the maildrop file,
  *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does,
@@ -52,6 +54,7 @@
 #include <sys/stat.h>
 
 #include "mail/addr.h"
+#include "mail/bcc.h"
 #include "mail/cleanup.h"
 #include "mail/config.h"
 #include "mail/qfile.h"
@@ -75,6 +78,7 @@
 
 static struct cfg *pk_cfg;
 static struct valias *pk_valias;     /* virtual_alias_maps */
+static struct bcc *pk_bcc;           /* always_bcc, sender/recipient_bcc_maps */
 static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1;
 static long long size_limit;
 static size_t header_limit;
@@ -228,6 +232,29 @@ static void drop_free(struct drop *d)
     free(d->rcpts);
 }
 
+/*
+ * write_recipients - each recipient through virtual_alias_maps, then the
+ * BCC copies (NOTIFY=NEVER); false (logged) when a table failed: the
+ * maildrop file stays for the next scan
+ */
+static bool write_recipients(struct qfile_writer *w, const struct drop *d, const char *qid)
+{
+    struct valias_list copies = {0};
+    const char *why = "BCC table lookup failure";
+    bool ok = bcc_message(pk_bcc, d->sender, &copies);
+
+    for (size_t i = 0; ok && i < d->nrcpts; i++)
+        ok = valias_write_rcpt(pk_valias, w, qid, d->rcpts[i], NULL, 0, &why) == VALIAS_OK
+             && bcc_recipient(pk_bcc, d->rcpts[i], &copies);
+    for (size_t i = 0; ok && i < copies.n; i++)
+        ok = valias_write_rcpt(pk_valias, w, qid, copies.addr[i], NULL, QNOTIFY_NEVER, &why)
+             == VALIAS_OK;
+    valias_list_free(&copies);
+    if (!ok)
+        msg_warn("%s: %s: message left in maildrop for the next scan", qid, why);
+    return ok;
+}
+
 /* write_queue_file - the cleaned message into incoming/qid, durable; false on error */
 static bool write_queue_file(const struct qfile *q, const struct drop *d,
                              const struct buf *msg, const char *qid)
@@ -245,15 +272,9 @@ static bool write_queue_file(const struct qfile *q, const struct drop *d,
     if (*cfg_str(pk_cfg, "content_filter"))
         qfw_recordf(w, QREC_ATTR, "%s=%s", QATTR_CONTENT_FILTER, cfg_str(pk_cfg, "content_filter"));
     qfw_record(w, QREC_SENDER, d->sender, strlen(d->sender));
-    for (size_t i = 0; i < d->nrcpts; i++) {
-        /* virtual_alias_maps (mail/valias.h); a failure keeps the maildrop file */
-        const char *why = NULL;
-
-        if (valias_write_rcpt(pk_valias, w, qid, d->rcpts[i], NULL, 0, &why) != VALIAS_OK) {
-            msg_warn("%s: %s: message left in maildrop for the next scan", qid, why);
-            qfw_abort(w);
-            return false;
-        }
+    if (!write_recipients(w, d, qid)) {
+        qfw_abort(w);
+        return false;
     }
     qfw_record(w, QREC_MESSAGE, "", 0);
     qfw_content(w, buf_str(msg), msg->len);
@@ -457,7 +478,10 @@ static void pickup_pre_jail(struct server_ctx *ctx)
     incoming_fd = open_dir(ctx->cfg, "incoming");
     corrupt_fd = open_dir(ctx->cfg, "corrupt");
     pickup_dkim_pre_jail(ctx->cfg);     /* DKIM keys are readable by root */
-    pk_valias = valias_open(ctx->cfg);
+    if (!(cleanup_receive_overrides(ctx->cfg) & RECEIVE_NO_ADDRESS_MAPPINGS)) {
+        pk_valias = valias_open(ctx->cfg);
+        pk_bcc = bcc_open(ctx->cfg);
+    }
 }
 
 /* pickup_post_jail - settings, then the scan at start */

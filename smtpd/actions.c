@@ -37,6 +37,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mail/bcc.h"
+#include "mail/cleanup.h"
 #include "mail/qfile.h"
 #include "mail/valias.h"
 #include "util/alloc.h"
@@ -155,15 +157,19 @@ static int expand_failed(enum valias_status st, struct smtpd_result *r)
 
 /*
  * actions_recipients - write the recipients: as received, or the REDIRECT;
- * then BCCs. Each goes through virtual_alias_maps (mail/valias.h), as
+ * then the copies (BCC actions, always_bcc and the BCC maps: mail/bcc.h). Each goes through virtual_alias_maps (mail/valias.h), as
  * Postfix's cleanup expands every envelope recipient, REDIRECT and BCC
  * addresses included; a failed expansion refuses the message.
  */
 int actions_recipients(struct session *s, struct qfile_writer *qf, struct smtpd_result *r)
 {
-    struct valias *va = smtpd_conf.valias;
+    /* no_address_mappings: neither virtual aliases nor BCC maps (a filter's way back) */
+    struct valias *va = (smtpd_conf.overrides & RECEIVE_NO_ADDRESS_MAPPINGS) ? NULL
+                                                                           : smtpd_conf.valias;
+    struct valias_list copies = {0};
     enum valias_status st = VALIAS_OK;
     const char *why = NULL;
+    bool ok;
 
     if (s->act.redirect != NULL) {
         st = valias_write_rcpt(va, qf, s->qid, s->act.redirect, NULL, 0, &why);
@@ -174,8 +180,17 @@ int actions_recipients(struct session *s, struct qfile_writer *qf, struct smtpd_
             st = valias_write_rcpt(va, qf, s->qid, rc->addr, rc->orcpt, rc->notify, &why);
         }
     }
-    for (size_t i = 0; st == VALIAS_OK && i < s->act.nbcc; i++)
-        st = valias_write_rcpt(va, qf, s->qid, s->act.bcc[i], NULL, QNOTIFY_NEVER, &why);
+    /* the copies: BCC actions, always_bcc, sender_bcc_maps, recipient_bcc_maps */
+    for (size_t i = 0; i < s->act.nbcc; i++)
+        valias_list_add_new(&copies, s->act.bcc[i]);
+    ok = bcc_message(smtpd_conf.bcc, s->sender, &copies);
+    for (size_t i = 0; ok && i < s->nrcpt; i++)
+        ok = bcc_recipient(smtpd_conf.bcc, s->rcpts[i].addr, &copies);
+    if (st == VALIAS_OK && !ok)
+        st = VALIAS_TEMPFAIL;
+    for (size_t i = 0; st == VALIAS_OK && i < copies.n; i++)
+        st = valias_write_rcpt(va, qf, s->qid, copies.addr[i], NULL, QNOTIFY_NEVER, &why);
+    valias_list_free(&copies);
     if (st != VALIAS_OK)
         return expand_failed(st, r);
     return 0;

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/bcc.h"
+#include "mail/cleanup.h"
 #include "mail/config.h"
 #include "mail/matchlist.h"
 #include "mail/qcommit.h"
@@ -210,7 +212,9 @@ static void smtpd_load(struct cfg *cfg)
     c->discard_ehlo = cfg_list(cfg, "smtpd_discard_ehlo_keywords", &c->ndiscard_ehlo);
     c->relay_restr = cfg_list(cfg, "smtpd_relay_restrictions", &c->nrelay_restr);
     c->rcpt_restr = cfg_list(cfg, "smtpd_recipient_restrictions", &c->nrcpt_restr);
-    c->reject_unlisted = cfg_bool(cfg, "smtpd_reject_unlisted_recipient");
+    c->overrides = cleanup_receive_overrides(cfg);
+    c->reject_unlisted = cfg_bool(cfg, "smtpd_reject_unlisted_recipient")
+                         && !(c->overrides & RECEIVE_NO_UNKNOWN_RCPT);
     c->unknown_local_code = (int)cfg_int(cfg, "unknown_local_recipient_reject_code");
     if (c->unknown_local_code < 400 || c->unknown_local_code > 599)
         msg_fatal("unknown_local_recipient_reject_code must be 4xx or 5xx");
@@ -223,6 +227,7 @@ static void smtpd_load(struct cfg *cfg)
     if (*cfg_str(cfg, "relay_recipient_maps"))
         c->relay_rcpt = rcpt_maps_open(cfg, "relay_recipient_maps");
     c->valias = valias_open(cfg);
+    c->bcc = (c->overrides & RECEIVE_NO_ADDRESS_MAPPINGS) ? NULL : bcc_open(cfg);
     c->unknown_valias_code = (int)cfg_int(cfg, "unknown_virtual_alias_reject_code");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     c->hold_fd = spool_dir_fd(cfg, "hold");

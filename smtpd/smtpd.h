@@ -34,6 +34,7 @@ struct cfg;
 struct matchlist;
 struct local_rcpt;
 struct valias;
+struct bcc;
 struct qfile_writer;
 struct dns_req;
 
@@ -224,6 +225,8 @@ struct smtpd_conf {
     struct local_rcpt *relay_rcpt;   /* relay_recipient_maps, NULL when empty */
     struct valias *valias;         /* virtual_alias_maps and _domains (mail/valias.h) */
     int unknown_valias_code;       /* unknown_virtual_alias_reject_code */
+    struct bcc *bcc;               /* always_bcc and the BCC maps (mail/bcc.h), NULL: none */
+    unsigned overrides;            /* receive_override_options (RECEIVE_*, mail/cleanup.h) */
     int incoming_fd;
     int hold_fd;
     const char *content_filter;    /* content_filter: "transport:nexthop" or "" */

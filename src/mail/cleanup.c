@@ -23,9 +23,11 @@
 #include <time.h>
 
 #include "mail/cleanup.h"
+#include "mail/config.h"
 #include "mail/maildate.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 #define MSGID_TIME_MAX 32
 #define ASCII_DEL 0x7f
@@ -530,4 +532,34 @@ int cleanup_local(const struct cleanup_info *ci, const char *msg, size_t len,
     if (b->len + 1 >= (b->max ? b->max : BUF_DEFAULT_MAX))
         out->overflow = true;
     return out->overflow ? -1 : 0;
+}
+
+/* cleanup_receive_overrides - the RECEIVE_* bits of receive_override_options */
+unsigned cleanup_receive_overrides(struct cfg *cfg)
+{
+    static const struct {
+        const char *word;
+        unsigned bit;
+    } words[] = {
+        {"no_unknown_recipient_checks", RECEIVE_NO_UNKNOWN_RCPT},
+        {"no_address_mappings", RECEIVE_NO_ADDRESS_MAPPINGS},
+        {"no_header_body_checks", RECEIVE_NO_HEADER_BODY},
+        {"no_milters", RECEIVE_NO_MILTERS},
+    };
+    size_t n;
+    char **list = cfg_list(cfg, "receive_override_options", &n);
+    unsigned bits = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+
+        for (k = 0; k < POSTA_ARRAY_LEN(words); k++)
+            if (strcasecmp(list[i], words[k].word) == 0)
+                break;
+        if (k == POSTA_ARRAY_LEN(words))
+            msg_fatal("receive_override_options: unknown option \"%s\"", list[i]);
+        bits |= words[k].bit;
+    }
+    cfg_list_free(list, n);
+    return bits;
 }

@@ -69,6 +69,18 @@ void cleanup_out_free(struct cleanup_out *out);
  * outside a quoted string; "" (the null address) stays "". Free it.
  */
 char *cleanup_qualify(const char *addr, const char *origin);
+
+/*
+ * receive_override_options (per service, e.g. the listener a content
+ * filter hands mail back to): what smtpd and pickup skip for mail they
+ * receive. Unknown words are fatal, naming the setting.
+ */
+#define RECEIVE_NO_UNKNOWN_RCPT 1u       /* no_unknown_recipient_checks */
+#define RECEIVE_NO_ADDRESS_MAPPINGS 2u   /* no_address_mappings: virtual aliases, BCC */
+#define RECEIVE_NO_HEADER_BODY 4u        /* no_header_body_checks */
+#define RECEIVE_NO_MILTERS 8u            /* no_milters (posta has none) */
+struct cfg;
+unsigned cleanup_receive_overrides(struct cfg *cfg);
 /*
  * cleanup_addr_list - parse an RFC 5322 address list (a header value):
  * each mailbox's addr-spec (quotes kept, white space and comments

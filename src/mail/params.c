@@ -297,6 +297,8 @@ const struct param_def param_table[] = {
      "Free bytes the queue file system must keep before mail is accepted (0: no check)."},
     {"queue_run_delay", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
      "Time between scans of the deferred queue."},
+    {"receive_override_options", PARAM_LIST, "", 0, 0, 0,
+     "What smtpd and pickup skip here: no_unknown_recipient_checks, no_address_mappings, no_header_body_checks, no_milters."},
     {"recipient_bcc_maps", PARAM_LIST, "", 0, 0, 0,
      "Tables that give a blind-copy address by recipient address."},
     {"recipient_canonical_maps", PARAM_LIST, "", 0, 0, 0,

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/addrmap.h"
 #include "mail/aliasfile.h"
 #include "mail/config.h"
 #include "mail/qfile.h"
@@ -28,48 +29,26 @@
 
 #define VALIAS_MAPS "virtual_alias_maps"
 #define ORCPT_RFC822 "rfc822;"
-#define LOOPBACK_V4_PREFIX "[127."
-#define LOOPBACK_V6 "[ipv6:::1]"
 #define ASCII_MAX 0x7f
 
 struct valias {
     struct cfg *cfg;
-    struct dict **maps;
-    size_t nmaps;
+    struct addrmap *map;       /* virtual_alias_maps; NULL when empty */
     struct matchlist *domains; /* virtual_alias_domains */
-    struct matchlist *mydest;  /* for the bare "user" key */
     char *origin;              /* $myorigin */
-    char *delim;               /* recipient_delimiter characters */
-    char **ifaces;             /* inet_interfaces */
-    size_t nifaces;
     size_t exp_limit, rec_limit;
 };
 
-/* valias_open - open the tables and compile the domain lists */
+/* valias_open - open the tables and compile the domain list */
 struct valias *valias_open(struct cfg *cfg)
 {
     struct valias *va = xcalloc(1, sizeof(*va));
-    char **list;
-    size_t n;
     long long v;
 
     va->cfg = cfg;
-    list = cfg_list(cfg, VALIAS_MAPS, &n);
-    va->maps = xcalloc(n ? n : 1, sizeof(*va->maps));
-    for (size_t i = 0; i < n; i++) {
-        char *err = NULL;
-
-        va->maps[i] = dict_open(list[i], 0, &err);
-        if (va->maps[i] == NULL)
-            msg_fatal("%s: %s: %s", VALIAS_MAPS, list[i], err ? err : "cannot open");
-    }
-    va->nmaps = n;
-    cfg_list_free(list, n);
+    va->map = addrmap_open(cfg, VALIAS_MAPS);
     va->domains = matchlist_domains(cfg, "virtual_alias_domains");
-    va->mydest = matchlist_domains(cfg, "mydestination");
     va->origin = xstrdup(cfg_str(cfg, "myorigin"));
-    va->delim = xstrdup(cfg_str(cfg, "recipient_delimiter"));
-    va->ifaces = cfg_list(cfg, "inet_interfaces", &va->nifaces);
     v = cfg_int(cfg, "virtual_alias_expansion_limit");
     va->exp_limit = v > 0 ? (size_t)v : 1;
     v = cfg_int(cfg, "virtual_alias_recursion_limit");
@@ -82,21 +61,16 @@ void valias_close(struct valias *va)
 {
     if (va == NULL)
         return;
-    for (size_t i = 0; i < va->nmaps; i++)
-        dict_close(va->maps[i]);
-    free(va->maps);
+    addrmap_close(va->map);
     matchlist_free(va->domains);
-    matchlist_free(va->mydest);
     free(va->origin);
-    free(va->delim);
-    cfg_list_free(va->ifaces, va->nifaces);
     free(va);
 }
 
 /* valias_active - any table to look in */
 bool valias_active(const struct valias *va)
 {
-    return va != NULL && va->nmaps > 0;
+    return va != NULL && va->map != NULL;
 }
 
 /* list_add - append a copy of addr */
@@ -113,6 +87,13 @@ static bool list_has(const struct valias_list *l, const char *addr, bool fold)
         if ((fold ? strcasecmp(l->addr[i], addr) : strcmp(l->addr[i], addr)) == 0)
             return true;
     return false;
+}
+
+/* valias_list_add_new - append a copy of addr unless l has it (same bytes) */
+void valias_list_add_new(struct valias_list *l, const char *addr)
+{
+    if (!list_has(l, addr, false))
+        list_add(l, addr);
 }
 
 /* is_ascii - no 8-bit byte (an rfc822 ORCPT cannot carry UTF-8) */
@@ -175,107 +156,6 @@ bool valias_parse_value(const char *value, const char *lhs, const char *origin,
     return ok;
 }
 
-/* maps_find - one key through every table */
-static enum dict_result maps_find(struct valias *va, const char *key, const char **value)
-{
-    for (size_t i = 0; i < va->nmaps; i++) {
-        enum dict_result dr = dict_lookup(va->maps[i], key, value);
-
-        if (dr == DICT_TEMPFAIL) {
-            msg_warn("%s: %s: table lookup problem for \"%s\"", VALIAS_MAPS,
-                     dict_spec(va->maps[i]), key);
-            return dr;
-        }
-        if (dr == DICT_FOUND)
-            return dr;
-    }
-    return DICT_NOTFOUND;
-}
-
-/* is_our_literal - [addr] of one of our interfaces (or loopback) */
-static bool is_our_literal(struct valias *va, const char *domain)
-{
-    size_t len = strlen(domain);
-
-    if (len < 2 || domain[0] != '[' || domain[len - 1] != ']')
-        return false;
-    if (strncmp(domain, LOOPBACK_V4_PREFIX, strlen(LOOPBACK_V4_PREFIX)) == 0 ||
-        strcasecmp(domain, LOOPBACK_V6) == 0)
-        return true;
-    for (size_t i = 0; i < va->nifaces; i++)
-        if (strlen(va->ifaces[i]) == len - 2 &&
-            strncasecmp(va->ifaces[i], domain + 1, len - 2) == 0)
-            return true;
-    return false;
-}
-
-/* bare_user_domain - the "user" key applies: $myorigin, $mydestination, ours */
-static enum match_result bare_user_domain(struct valias *va, const char *domain)
-{
-    if (strcasecmp(domain, va->origin) == 0 || is_our_literal(va, domain))
-        return MATCH_YES;
-    return matchlist_match_domain(va->mydest, domain);
-}
-
-/*
- * find_addr - the virtual(5) key order for addr (with a domain); on
- * DICT_FOUND *value is the table value and *ext the unmatched extension
- * (NULL: none; malloc'ed)
- */
-static enum dict_result find_addr(struct valias *va, const char *addr, const char **value,
-                                  char **ext)
-{
-    const char *at = strrchr(addr, '@');
-    const char *domain = at ? at + 1 : "";
-    char *local = at ? xstrndup(addr, (size_t)(at - addr)) : xstrdup(addr);
-    size_t base = rcpt_local_base(va->delim, local);
-    bool has_ext = base < strlen(local);
-    enum dict_result dr;
-    enum match_result m;
-    char *key = NULL;
-
-    *ext = NULL;
-    /* user+ext@domain */
-    if ((dr = maps_find(va, addr, value)) != DICT_NOTFOUND)
-        goto done;
-    /* user@domain */
-    if (has_ext) {
-        key = xasprintf("%.*s@%s", (int)base, local, domain);
-        dr = maps_find(va, key, value);
-        free(key);
-        if (dr == DICT_FOUND)
-            *ext = xstrdup(local + base);
-        if (dr != DICT_NOTFOUND)
-            goto done;
-    }
-    /* user+ext, user: only in our own domains */
-    m = bare_user_domain(va, domain);
-    if (m == MATCH_TEMPFAIL) {
-        dr = DICT_TEMPFAIL;
-        goto done;
-    }
-    if (m == MATCH_YES && *local) {
-        if ((dr = maps_find(va, local, value)) != DICT_NOTFOUND)
-            goto done;
-        if (has_ext) {
-            key = xstrndup(local, base);
-            dr = maps_find(va, key, value);
-            free(key);
-            if (dr == DICT_FOUND)
-                *ext = xstrdup(local + base);
-            if (dr != DICT_NOTFOUND)
-                goto done;
-        }
-    }
-    /* @domain */
-    dr = DICT_NOTFOUND;
-    if (*domain)
-        dr = maps_find(va, domain - 1, value);
-done:
-    free(local);
-    return dr;
-}
-
 /* add_extension - user@domain -> user+ext@domain in place */
 static void add_extension(char **addr, const char *ext)
 {
@@ -296,7 +176,7 @@ static enum dict_result lookup_one(struct valias *va, const char *addr, const ch
 {
     const char *value = NULL;
     char *ext = NULL, *err = NULL;
-    enum dict_result dr = find_addr(va, addr, &value, &ext);
+    enum dict_result dr = addrmap_find(va->map, addr, &value, &ext);
 
     if (dr != DICT_FOUND) {
         free(ext);
@@ -435,7 +315,7 @@ enum match_result valias_listed(struct valias *va, const char *addr)
     if (!valias_active(va) || *addr == 0)
         return MATCH_NO;
     q = strchr(addr, '@') ? xstrdup(addr) : xasprintf("%s@%s", addr, va->origin);
-    dr = find_addr(va, q, &value, &ext);
+    dr = addrmap_find(va->map, q, &value, &ext);
     free(ext);
     free(q);
     return dr == DICT_FOUND ? MATCH_YES : dr == DICT_TEMPFAIL ? MATCH_TEMPFAIL : MATCH_NO;

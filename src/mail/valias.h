@@ -3,7 +3,8 @@
  *
  * Every envelope recipient is rewritten through virtual_alias_maps before
  * the queue file is written (smtpd, pickup), as Postfix's cleanup does:
- *   - keys, in order (each key through every table before the next key):
+ *   - keys (mail/addrmap.h), in order (each key through every table
+ *     before the next key):
  *     user+ext@domain, user@domain, user+ext, user, @domain. The extension
  *     forms exist only with recipient_delimiter; the bare "user" forms only
  *     when the domain is $myorigin, in $mydestination, or an address
@@ -74,6 +75,8 @@ bool valias_active(const struct valias *va);
 enum valias_status valias_expand(struct valias *va, const char *addr, const char *log_id,
                                  struct valias_list *out, const char **why);
 void valias_list_free(struct valias_list *l);
+/* valias_list_add_new - append a copy of addr unless the list has it (same bytes) */
+void valias_list_add_new(struct valias_list *l, const char *addr);
 
 /*
  * valias_write_rcpt - expand addr and write ORCPT/NOTIFY/RCPT records for
