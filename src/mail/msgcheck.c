@@ -478,6 +478,7 @@ static void inspect(struct msgcheck *m, int cls, const char *text, bool header,
             msg_warn("%s: %s map lookup problem -- message not accepted, try again later",
                      m->id, mc_param[cls]);
             refuse(m, MC_TEMPFAIL_CODE, NULL, MC_TEMPFAIL_ENH, MC_TEMPFAIL_TEXT);
+            m->v.tempfail = true;
             return;
         }
         if (r == DICT_FOUND) {

@@ -86,6 +86,7 @@ struct msgcheck_verdict {
     bool hold;                      /* HOLD was seen: queue into hold/ */
     const char *hold_text;          /* its optional text ("" if none) */
     const char *unsupported;        /* first REDIRECT/BCC/FILTER seen, or NULL */
+    bool tempfail;                  /* DEFER because a table lookup failed */
 };
 
 /*
