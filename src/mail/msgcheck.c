@@ -399,18 +399,18 @@ static void apply(struct msgcheck *m, int cls, const char *value, const char *te
     size_t wlen = strcspn(value, " \t");
     const char *rest = value + wlen;
     struct buf opt = BUF_INIT;
-    int code;
+    int code = reply_code(value, wlen);
 
     rest += strspn(rest, " \t");
-    if (word_is(value, wlen, "REJECT") || word_is(value, wlen, "DEFER") ||
-        (code = reply_code(value, wlen)) != 0) {
-        if (word_is(value, wlen, "REJECT"))
-            refuse(m, MC_REJECT_CODE, rest, MC_REJECT_ENH, MC_REJECT_TEXT);
-        else if (word_is(value, wlen, "DEFER"))
-            refuse(m, MC_DEFER_CODE, rest, MC_DEFER_ENH, MC_DEFER_TEXT);
-        else
-            refuse(m, code, rest, code / 100 == 4 ? MC_DEFER_ENH : MC_REJECT_ENH,
-                   code / 100 == 4 ? MC_DEFER_TEXT : MC_REJECT_TEXT);
+    if (word_is(value, wlen, "REJECT"))
+        code = MC_REJECT_CODE;
+    else if (word_is(value, wlen, "DEFER"))
+        code = MC_DEFER_CODE;
+    if (code != 0) {
+        bool temp = code / 100 == 4;
+
+        refuse(m, code, rest, temp ? MC_DEFER_ENH : MC_REJECT_ENH,
+               temp ? MC_DEFER_TEXT : MC_REJECT_TEXT);
         (void)buf_printf(&opt, "%s %s", m->v.enh, m->v.text);
         log_event(m, "reject", where, text, buf_str(&opt));
     } else if (word_is(value, wlen, "DISCARD")) {
