@@ -7,7 +7,7 @@ REJECT with its text at the end of DATA and of BDAT, body_checks REJECT,
 mime_header_checks on an attachment's header, IGNORE of smtpd's own
 Received: field, REPLACE, PREPEND and WARN (delivered message and log
 line), DISCARD (250, logged, not delivered) and HOLD (250, in hold/,
-shown by "posta queue"). Local submission (sendmail -> postdrop ->
+shown by "posta queue"), a table lookup failure (451 4.3.0). Local submission (sendmail -> postdrop ->
 pickup): REJECT returns the message to the sender, HOLD with REPLACE
 puts the changed message into hold/, DISCARD drops it. A message that
 was answered 250 is delivered or held, except for DISCARD.
@@ -215,3 +215,20 @@ def test_pickup_hold_replace_and_discard(inst, users):
     inst.wait_for(lambda: inst.queue_files("maildrop") == [], "maildrop emptied")
     inst.wait_queue_empty()
     assert len(inst.complete_files("hold")) == 1
+
+
+def test_lookup_failure_defers(inst, users):
+    """A table that fails (here: a result over the regexp table's size limit) never
+    lets the message through: 451 4.3.0, and a warning names the setting."""
+    alice, bob = users.alice, users.bob
+    tables(inst, header="/^X-Big: (.*)/ WARN %s\n" % ("$1" * 600))
+    inst.start()
+    folded = "\n".join(" " + "x" * 99 for _ in range(20))
+    with inst.smtp() as c:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            c.sendmail(alice.addr, [bob.addr],
+                       message(alice.addr, bob.addr, "big", extra="X-Big:%s\n" % folded))
+        assert (e.value.smtp_code, e.value.smtp_error) == (451, b"4.3.0 Temporary lookup failure")
+    inst.wait_log(r"warning: \w+: header_checks map lookup problem -- message not accepted, "
+                  r"try again later")
+    assert [s for s in ("incoming", "active", "deferred") if inst.complete_files(s)] == []
