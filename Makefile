@@ -144,8 +144,10 @@ $(BUILD)/libexec/lmtp: $(BUILD)/libexec/smtp
 # sendmail -bp and -bi run the same code as posta queue and posta alias.
 $(BUILD)/bin/sendmail: $(BUILD)/obj/cli/cmd_queue.o $(BUILD)/obj/cli/cmd_alias.o
 
-# posta start and check parse smtpd's restriction lists with smtpd's parser.
-$(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/smtpd/restrict_parse.o $(LIB)
+# posta start and check parse smtpd's restriction lists with smtpd's parser
+# (and check_policy_service arguments with smtpd's policy client).
+$(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/smtpd/restrict_parse.o \
+            $(BUILD)/obj/smtpd/policy_client.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 

@@ -23,6 +23,7 @@
 #include "util/dict.h"
 
 #include "../smtpd/restrict_parse.c"
+#include "../smtpd/policy_client.c"   /* check_policy_service arguments */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

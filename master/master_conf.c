@@ -66,9 +66,37 @@ static const struct {
     const char *name;
     const char *harmless;
 } unimplemented_params[] = {
+    {"always_add_missing_headers", "no"},
+    {"always_bcc", ""},
     {"append_dot_mydomain", "no"},
+    {"canonical_maps", ""},
     {"compatibility_level", "3.6"},
+    {"masquerade_domains", ""},
+    {"milter_default_action", "tempfail"},
+    {"non_smtpd_milters", ""},
+    {"queue_minfree", "0"},
+    {"recipient_bcc_maps", ""},
+    {"recipient_canonical_maps", ""},
+    {"require_home_directory", "no"},
+    {"sender_bcc_maps", ""},
+    {"sender_canonical_maps", ""},
     {"smtp_tls_session_cache_database", ""},
+    {"smtpd_client_connection_rate_limit", "0"},
+    {"smtpd_client_message_rate_limit", "0"},
+    {"smtpd_client_recipient_rate_limit", "0"},
+    {"smtpd_end_of_data_restrictions", ""},
+    {"smtpd_junk_command_limit", "100"},
+    {"smtpd_milters", ""},
+    {"smtpd_reject_footer", ""},
+    {"unknown_virtual_alias_reject_code", "550"},
+    {"unknown_virtual_mailbox_reject_code", "550"},
+    {"virtual_alias_domains", ""},
+    {"virtual_alias_maps", "$virtual_maps"},
+    {"virtual_mailbox_base", ""},
+    {"virtual_mailbox_domains", ""},
+    {"virtual_mailbox_maps", ""},
+    {"virtual_maps", ""},
+    {"virtual_transport", "virtual"},
 };
 
 /* Programs that serve many sessions in one process (see the header). */

@@ -255,6 +255,8 @@ static bool write_queue_file(const struct qfile *q, const struct drop *d,
     qfw_recordf(w, QREC_ATTR, "log_ident=%s", qid);
     qfw_recordf(w, QREC_ATTR, "rewrite_context=local");
     qfw_recordf(w, QREC_ATTR, "uid=%lld", d->uid);
+    if (*cfg_str(pk_cfg, "content_filter"))
+        qfw_recordf(w, QREC_ATTR, "%s=%s", QATTR_CONTENT_FILTER, cfg_str(pk_cfg, "content_filter"));
     qfw_record(w, QREC_SENDER, d->sender, strlen(d->sender));
     for (size_t i = 0; i < d->nrcpts; i++)
         qfw_record(w, QREC_RCPT, d->rcpts[i], strlen(d->rcpts[i]));

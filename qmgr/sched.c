@@ -11,6 +11,12 @@
  * counts its destinations per recipient: the concurrency limit then
  * bounds parallel deliveries to one mailbox.
  *
+ * A message with the content_filter attribute (smtpd's or pickup's
+ * content_filter setting, or an access table's FILTER action) sends
+ * every recipient to that "transport:nexthop" instead, as Postfix does:
+ * the nexthop defaults to $myhostname. The filter hands the message back
+ * to a listener whose content_filter is empty.
+ *
  * discard: and error: are done here, without a process: discard reports
  * every recipient sent, error bounces them (or defers them when the text
  * starts with a 4.X.X code) with the nexthop as the reason.
@@ -219,12 +225,28 @@ static void sched_run_deferred(void *ctx)
     sched_run();
 }
 
+/* filter_override - a content filter "transport:nexthop" replaces the resolved route */
+static void filter_override(const char *filter, struct resolve_result *res)
+{
+    const char *colon = strchr(filter, ':');
+    size_t tlen = colon ? (size_t)(colon - filter) : strlen(filter);
+
+    free(res->transport);
+    free(res->nexthop);
+    res->transport = xstrndup(filter, tlen);
+    res->nexthop = xstrdup(colon && colon[1] ? colon + 1 : cfg_str(qmgr_cfg, "myhostname"));
+}
+
 /* sched_message - resolve the pending recipients of m and queue its jobs */
 void sched_message(struct qmsg *m)
 {
     struct group *groups = NULL;
     size_t ngroups = 0;
     struct qfile *q = m->q;
+    const char *filter = qfile_attr(q, QATTR_CONTENT_FILTER);
+
+    if (filter != NULL && (*filter == 0 || *filter == ':'))
+        filter = NULL;
 
     for (size_t i = 0; i < q->nrcpts; i++) {
         struct resolve_result res;
@@ -240,6 +262,8 @@ void sched_message(struct qmsg *m)
             msg_warn("%s: resolve <%s>: %s", m->qid, q->rcpts[i].addr, why);
             continue;
         }
+        if (filter != NULL)
+            filter_override(filter, &res);
         m->ri[i].address = res.address;
         res.address = NULL;
         for (g = 0; g < ngroups; g++)

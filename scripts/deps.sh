@@ -12,7 +12,7 @@ pkgs_build="build-essential pkg-config libssl-dev libc-ares-dev libsasl2-dev lib
 # the host, IMAP through Dovecot); both are started by the tests only.
 # postfix is listed so that bsd-mailx's need for an MTA package is met by it
 # (installed unconfigured, never started) rather than by exim4.
-pkgs_test="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev iproute2 openssl bsd-mailx dovecot-imapd postfix dnsmasq-base python3-aiosmtpd python3-dkim python3-spf opendkim-tools pflogsumm fail2ban lmdb-utils postfix-lmdb postfix-cdb postfix-pcre sasl2-bin libsasl2-modules testssl.sh curl dovecot-core python3-dnspython publicsuffix libnet-ssleay-perl libio-socket-ssl-perl groff-base"
+pkgs_test="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev iproute2 openssl bsd-mailx dovecot-imapd postfix dnsmasq-base python3-aiosmtpd python3-dkim python3-spf opendkim-tools pflogsumm fail2ban lmdb-utils postfix-lmdb postfix-cdb postfix-pcre sasl2-bin libsasl2-modules testssl.sh curl dovecot-core python3-dnspython publicsuffix libnet-ssleay-perl libio-socket-ssl-perl groff-base postgrey"
 pkgs_bench="postfix"
 
 want=""

@@ -11,7 +11,10 @@
  * commit callback, when the file and its directory entry are on disk.
  *
  * Headers are scanned only lightly while streaming: the first Message-ID
- * is remembered for the log ("QID: message-id=<...>"). When mail
+ * is remembered for the log ("QID: message-id=<...>"), and Received:
+ * fields are counted: more than hopcount_limit (a mail loop) is refused
+ * at the end of data with 554 5.4.0 "Error: too many hops", as Postfix
+ * does (fields longer than 998 bytes are not counted). When mail
  * authentication is on (mailauth.c) the content after Received: is held
  * back until the end of data, so that Authentication-Results or a
  * DKIM-Signature can go on top; the reply waits for its verdict.
@@ -61,18 +64,22 @@ void data_abort(struct session *s)
     mailauth_abort(s);
     buf_reset(&s->hdr);
     s->too_big = false;
+    s->held = false;
 }
 
 /* hdr_line - one complete header line (without "\n") */
 static void hdr_line(struct session *s, const char *p, size_t n)
 {
     static const char name[] = "message-id:";
+    static const char received[] = "received:";
     size_t k = sizeof(name) - 1;
 
     if (n == 0) {
         s->hdr_state = HDR_DONE;
         return;
     }
+    if (n >= sizeof(received) - 1 && strncasecmp(p, received, sizeof(received) - 1) == 0)
+        s->hops++;
     if (s->msgid != NULL || n < k || strncasecmp(p, name, k) != 0)
         return;
     p += k;
@@ -168,18 +175,12 @@ static int data_open(struct session *s, struct smtpd_result *r)
         qfw_recordf(s->qf, QREC_ATTR, "size=%lld", s->decl_size);
     qfw_recordf(s->qf, QREC_ATTR, "log_ident=%s", s->qid);
     qfw_recordf(s->qf, QREC_ATTR, "rewrite_context=remote");
+    actions_start(s);
+    actions_envelope(s, s->qf);
     if (mailauth_signs(s))
         qfw_recordf(s->qf, QREC_ATTR, "%s=%s", QATTR_DKIM_SIGN, QATTR_DKIM_SIGN_PENDING);
     qfw_record(s->qf, QREC_SENDER, s->sender, strlen(s->sender));
-    for (size_t i = 0; i < s->nrcpt; i++) {
-        const struct smtpd_rcpt *rc = &s->rcpts[i];
-
-        if (rc->orcpt)
-            qfw_record(s->qf, QREC_ORCPT, rc->orcpt, strlen(rc->orcpt));
-        if (rc->notify)
-            qfw_recordf(s->qf, QREC_NOTIFY, "%u", rc->notify);
-        qfw_record(s->qf, QREC_RCPT, rc->addr, strlen(rc->addr));
-    }
+    actions_recipients(s, s->qf);
     qfw_record(s->qf, QREC_MESSAGE, "", 0);
     received_header(s, &rcv, s->nrcpt == 1 ? s->rcpts[0].addr : NULL);
     qfw_content(s->qf, rcv.data, rcv.len);
@@ -189,10 +190,17 @@ static int data_open(struct session *s, struct smtpd_result *r)
             data_sink, s);
     s->dd.out_bytes = 0;
     s->hdr_state = HDR_BOL;
+    s->hops = 0;
     buf_reset(&s->hdr);
     s->too_big = false;
     free(s->msgid);
     s->msgid = NULL;
+    /*
+     * PREPEND fields enter as the first lines of the content: on top of
+     * the client's header, below Received: and a pending DKIM field
+     */
+    if (s->act.prepend.len > 0)
+        data_sink(s, s->act.prepend.data, s->act.prepend.len);
     return 0;
 }
 
@@ -271,29 +279,48 @@ static void data_committed(void *ctx, int err)
     session_resume(s);
 }
 
-/* data_finish - end of the content: refuse, or finish and commit */
+/* data_end_reply - the message ends without a commit: remove it, reply, forget */
+static void data_end_reply(struct session *s, enum smtpd_verb v, struct smtpd_result r)
+{
+    data_abort(s);
+    if (r.code == 250)
+        reply(s, r.code, r.enh, "Ok: queued as %s", s->qid);
+    else
+        reply(s, r.code, r.enh, "%s", r.text);
+    session_count_verb(s, v, r.code);
+    session_reset_transaction(s);
+}
+
+/* data_finish - end of the content: refuse, drop, or finish (hold) and commit */
 void data_finish(struct session *s, enum smtpd_verb v)
 {
     s->last_cmd = "END-OF-MESSAGE";
     if (s->too_big) {
-        data_abort(s);
-        reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
-        session_count_verb(s, v, 552);
-        session_reset_transaction(s);
+        data_end_reply(s, v,
+                       (struct smtpd_result){552, "5.3.4", "Message size exceeds fixed limit"});
+        return;
+    }
+    if (s->hops > smtpd_conf.hopcount_limit) {
+        session_log_reject(s, "END-OF-MESSAGE", "554 5.4.0 Error: too many hops");
+        data_end_reply(s, v, (struct smtpd_result){554, "5.4.0", "Error: too many hops"});
+        return;
+    }
+    if (s->act.discard != NULL) {
+        msg_info("%s: discard: %s", s->qid, *s->act.discard ? s->act.discard : "DISCARD action");
+        data_end_reply(s, v, (struct smtpd_result){250, "2.0.0", NULL});
         return;
     }
     if (mailauth_end(s, v))
         return;     /* it calls data_finish again when the verdict is in */
+    if (s->act.hold != NULL && !data_hold(s, *s->act.hold ? s->act.hold : "HOLD action")) {
+        data_end_reply(s, v, write_error(errno));
+        return;
+    }
     if (qfw_finish(s->qf) < 0) {
         int e = qfw_error(s->qf);
 
-        struct smtpd_result r = write_error(e);
-
         msg_warn("%s: write queue file: %s", s->qid, strerror(e ? e : EIO));
-        data_abort(s);
-        reply(s, r.code, r.enh, "%s", r.text);
-        session_count_verb(s, v, r.code);
-        session_reset_transaction(s);
+        data_end_reply(s, v, write_error(e));
         return;
     }
     s->state = SS_QUEUE;

@@ -27,11 +27,11 @@
  * work, the most expensive step of receiving our mail, thus runs after
  * the 250, in the queue manager's signing thread.
  *
- * Quarantine with dmarc_quarantine_action = hold: the queue file is
- * renamed from incoming/ to hold/ before it is finished (still mode 0600,
- * so the queue manager never sees it in incoming/), hold/ is fsync'ed,
- * then the group commit makes the data durable; "posta super -H"
- * releases it.
+ * Quarantine with dmarc_quarantine_action = hold: data_hold (actions.c)
+ * renames the queue file from incoming/ to hold/ before it is finished
+ * (still mode 0600, so the queue manager never sees it in incoming/) and
+ * fsyncs hold/, then the group commit makes the data durable; "posta
+ * super -H" releases it.
  *
  * DIAGNOSTICS: "QID: authentication: ..." logs each judged message;
  * rejections log as "QID: reject: END-OF-MESSAGE from ...". A key that
@@ -84,10 +84,9 @@ static struct {
     struct dkim_sign_opts sign_opts;
     bool sign_opts_ok;
     const struct psl *psl;
-    int hold_fd;
     bool inbound; /* any inbound check on */
     bool signing; /* dkim_signing_table is set */
-} ma_conf = {.hold_fd = -1};
+} ma_conf;
 
 enum ma_phase {
     MA_OFF = 0, /* content goes straight to the queue file */
@@ -266,8 +265,6 @@ void mailauth_post_jail(struct cfg *cfg)
         msg_fatal("%s", err ? err : "bad DKIM signing settings");
     ma_conf.sign_opts_ok = true;
     ma_conf.inbound = ma_conf.spf || ma_conf.spf_helo || ma_conf.dkim || ma_conf.dmarc;
-    if (ma_conf.dmarc && ma_conf.dmarc_set.quarantine_hold)
-        ma_conf.hold_fd = spool_dir_fd(cfg, "hold");
     ma_conf.signing = *cfg_str(cfg, "dkim_signing_table") != 0;
     if (ma_conf.signing)
         msg_info("DKIM signing: %zu key(s) loaded", dkim_keys_count(ma_conf.keys));
@@ -295,16 +292,6 @@ static int split_reply(const char *r, char *enh, size_t enhlen, const char **tex
     return code;
 }
 
-/* log_reject - Postfix's "QID: reject: STAGE from NAME[ADDR]: CODE ENH TEXT; ..." */
-static void log_reject(struct session *s, const char *stage, const char *replytext)
-{
-    msg_info("%s: reject: %s from %s[%s]: %s; from=<%s> %s%s%sproto=%s helo=<%s>",
-             s->qid_logged ? s->qid : "NOQUEUE", stage, s->name, s->addr, replytext,
-             s->sender ? s->sender : "", s->nrcpt ? "to=<" : "",
-             s->nrcpt ? s->rcpts[0].addr : "", s->nrcpt ? "> " : "", session_protocol(s),
-             s->helo ? s->helo : "");
-}
-
 /* ---- SPF ---------------------------------------------------------------- */
 
 /* mail_reply - SPF answered while MAIL FROM waits: 250, or 550 5.7.23 */
@@ -329,7 +316,7 @@ static void mail_reply(struct mailauth *ma)
         char *full = xstrdup(buf_str(&bad->reject));
         int code = split_reply(full, enh, sizeof(enh), &text);
 
-        log_reject(s, "MAIL", full);
+        session_log_reject(s, "MAIL", full);
         reply(s, code, enh, "%s", text);
         session_count_verb(s, V_MAIL, code);
         free(full);
@@ -452,7 +439,7 @@ int mailauth_mail(struct session *s)
         char *full = xstrdup(buf_str(&bad->reject));
         int code = split_reply(full, enh, sizeof(enh), &text);
 
-        log_reject(s, "MAIL", full);
+        session_log_reject(s, "MAIL", full);
         reply(s, code, enh, "%s", text);
         free(full);
         session_reset_transaction(s);
@@ -824,29 +811,6 @@ static void log_results(struct mailauth *ma, const char *action)
     buf_free(&b);
 }
 
-/* hold_file - quarantine: move the unfinished file to hold/; false on error */
-static bool hold_file(struct mailauth *ma)
-{
-    const char *id = ma->s->qid;
-
-    if (ma_conf.hold_fd < 0 ||
-        renameat(smtpd_conf.incoming_fd, id, ma_conf.hold_fd, id) < 0) {
-        msg_warn("%s: move to hold: %m", id);
-        return false;
-    }
-    if (fsync(ma_conf.hold_fd) < 0)
-        msg_warn("%s: fsync hold: %m", id);
-    msg_info("%s: hold: DMARC quarantine policy of %s", id, buf_str(&ma->from));
-    return true;
-}
-
-/* unhold - remove a held file whose message was refused after all (a write error) */
-static void unhold(bool held, const char *qid)
-{
-    if (held && unlinkat(ma_conf.hold_fd, qid, 0) < 0 && errno != ENOENT)
-        msg_warn("%s: remove hold/%s: %m", qid, qid);
-}
-
 /* finish_reply - a refusal after the content: reply, count, forget */
 static void finish_reply(struct mailauth *ma, const char *full)
 {
@@ -857,7 +821,7 @@ static void finish_reply(struct mailauth *ma, const char *full)
     char *copy = xstrdup(full);
     int code = split_reply(copy, enh, sizeof(enh), &text);
 
-    log_reject(s, "END-OF-MESSAGE", copy);
+    session_log_reject(s, "END-OF-MESSAGE", copy);
     reply(s, code, enh, "%s", text);
     session_count_verb(s, v, code);
     free(copy);
@@ -872,8 +836,6 @@ static void verdict(struct mailauth *ma)
     enum smtpd_verb v = ma->verb;
     enum dmarc_action act = DMARC_ACTION_ACCEPT;
     struct buf trace = BUF_INIT, rep = BUF_INIT;
-    char qid[QID_MAX];
-    bool held;
 
     ma->decided = true;
     s->wait &= ~SW_COMMIT;
@@ -886,21 +848,20 @@ static void verdict(struct mailauth *ma)
                                                     : "accept");
         trace_fields(ma, &trace);
     }
-    snprintf(qid, sizeof(qid), "%s", s->qid);
-    held = act == DMARC_ACTION_HOLD;
+    if (act == DMARC_ACTION_HOLD) {
+        buf_reset(&rep);
+        (void)buf_printf(&rep, "DMARC quarantine policy of %s", buf_str(&ma->from));
+    }
+    /* a failure below removes the file wherever it is (incoming/ or hold/) */
     if (act == DMARC_ACTION_REJECT || act == DMARC_ACTION_DEFER) {
         finish_reply(ma, buf_str(&rep));
-    } else if (held && !hold_file(ma)) {
+    } else if ((act == DMARC_ACTION_HOLD && !data_hold(s, buf_str(&rep)))
+               || !copy_out(ma, &trace)) {
         finish_reply(ma, "451 4.3.0 Error: queue file write error");
-    } else if (!copy_out(ma, &trace)) {
-        finish_reply(ma, "451 4.3.0 Error: queue file write error");
-        unhold(held, qid);
     } else {
         ma->phase = MA_OFF;
         ma->ended = false;
         data_finish(s, v); /* qfw_finish and the group commit */
-        if (!(s->wait & SW_COMMIT))
-            unhold(held, qid); /* it failed: the file is not in incoming/ */
     }
     buf_free(&trace);
     buf_free(&rep);

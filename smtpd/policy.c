@@ -8,9 +8,10 @@
  * a permit ends that list only, and evaluation goes on with the next
  * list. With smtpd_delay_reject = yes (the default) the client, HELO and
  * sender lists are evaluated at each RCPT TO, before the relay and
- * recipient lists; with "no" the client list is evaluated at HELO/EHLO
- * (posta has no hook at connect time) and again at MAIL when no HELO was
- * accepted, the HELO list at HELO/EHLO, the sender list at MAIL. The data
+ * recipient lists; with "no" the client list is evaluated when the client
+ * connects (a refusal replaces the 220 greeting, and every later command
+ * but QUIT is answered 503 5.7.0 "Error: access denied for NAME[ADDR]"),
+ * the HELO list at HELO/EHLO, the sender list at MAIL. The data
  * list is evaluated at DATA and at the first BDAT. After the recipient
  * list comes the unlisted-recipient check (smtpd_reject_unlisted_recipient).
  * defer_if_permit, defer_if_reject and warn_if_reject carry over the
@@ -57,6 +58,7 @@
 #include "util/log.h"
 
 #include "policy.h"
+#include "policy_client.h"
 #include "smtpd.h"
 
 #define POLICY_DNS_TIMEOUT_MS 10000   /* one DNS restriction, all its queries */
@@ -87,7 +89,7 @@ static struct {
 /* What a generic restriction names in its reply: the subject of its list. */
 enum subject { SUBJ_CLIENT, SUBJ_HELO, SUBJ_SENDER, SUBJ_RCPT, SUBJ_DATA };
 
-enum stage { PS_HELO, PS_MAIL, PS_RCPT, PS_DATA };
+enum stage { PS_CONNECT, PS_HELO, PS_MAIL, PS_RCPT, PS_DATA };
 
 enum rv { RV_DUNNO, RV_PERMIT, RV_DECIDED, RV_SUSPEND };
 
@@ -124,6 +126,7 @@ struct eval {
     char enh[ENH_LEN];
     struct buf text;
     int local_dom;
+    struct smtpd_actions act;  /* HOLD, DISCARD, ...: kept if the command is accepted */
 
     /* DNS: the answer of the lookup the current restriction started */
     bool dns_busy, dns_have;
@@ -131,6 +134,10 @@ struct eval {
     enum dns_status dns_st;
     bool dns_hit;
     struct buf dns_txt;
+
+    /* check_policy_service: the action of the request the current restriction made */
+    bool pol_have;
+    struct buf pol_action;
 };
 
 static struct eval *reentry;      /* the decided evaluation, during the handler's second call */
@@ -193,8 +200,9 @@ static void log_reject(struct eval *e, const char *kind, int code, const char *e
         (void)buf_printf(&b, "%sto=<%s>", sep, to);
         sep = " ";
     }
-    (void)buf_printf(&b, "%sproto=%s helo=<%s>", sep, session_protocol(s),
-                     e->helo ? e->helo : "");
+    (void)buf_printf(&b, "%sproto=%s", sep, session_protocol(s));
+    if (e->helo != NULL)              /* none yet at CONNECT: Postfix leaves it out */
+        (void)buf_printf(&b, " helo=<%s>", e->helo);
     msg_info("%s: %s: %s from %s[%s]: %s", s->qid_logged ? s->qid : "NOQUEUE", kind,
              e->verb_name, s->name, s->addr, buf_str(&b));
     buf_free(&b);
@@ -588,6 +596,104 @@ static enum rv rbl(struct eval *e, const struct restr *r, enum subject subj, con
 
 /* ---------- access tables ---------- */
 
+/* header_name_ok - text starts with a header field name and ':' (PREPEND) */
+static bool header_name_ok(const char *text)
+{
+    size_t n = 0;
+
+    while (text[n] > ' ' && text[n] < 0x7f && text[n] != ':')
+        n++;
+    return n > 0 && text[n] == ':';
+}
+
+/* one_word - a non-empty argument without white space or control characters */
+static bool one_word(const char *text)
+{
+    if (*text == 0)
+        return false;
+    for (; *text; text++)
+        if ((unsigned char)*text <= ' ' || *text == 0x7f)
+            return false;
+    return true;
+}
+
+/* set_action - *slot = "<name>: Class text" (or "triggers WHAT"), logged as kind */
+static void set_action(struct eval *e, enum subject subj, char **slot, const char *kind,
+                       const char *what, const char *text)
+{
+    struct buf tmp = BUF_INIT, why = BUF_INIT;
+
+    (void)buf_printf(&why, "<%s>: %s ", subj_name(e, subj, &tmp), subj_class(subj));
+    if (*text && slot != NULL)
+        (void)buf_puts(&why, text);
+    else
+        (void)buf_printf(&why, "triggers %s", what);
+    log_reject(e, kind, 0, "", buf_str(&why));
+    if (slot != NULL) {
+        free(*slot);
+        *slot = xstrdup(buf_str(&why));
+    }
+    buf_free(&tmp);
+    buf_free(&why);
+}
+
+/*
+ * other_action - HOLD, DISCARD, PREPEND, REDIRECT, BCC, FILTER: remember
+ * it for the message (actions.c) and go on; DISCARD also permits
+ */
+static enum rv other_action(struct eval *e, const struct restr *r, enum subject subj,
+                            const struct access_result *ar, const char *value)
+{
+    struct smtpd_actions *a = &e->act;
+    struct buf what = BUF_INIT;
+    enum rv v = RV_DUNNO;
+
+    switch (ar->kind) {
+    case AK_HOLD:
+        set_action(e, subj, &a->hold, "hold", "HOLD action", ar->text);
+        break;
+    case AK_DISCARD:
+        set_action(e, subj, &a->discard, "discard", "DISCARD action", ar->text);
+        v = RV_PERMIT;
+        break;
+    case AK_PREPEND:
+        if (!header_name_ok(ar->text))
+            goto bad;
+        (void)buf_printf(&a->prepend, "%s\n", ar->text);
+        break;
+    case AK_REDIRECT:
+    case AK_BCC:
+    case AK_FILTER:
+        if (!one_word(ar->text) || (ar->kind == AK_FILTER && ar->text[0] == ':')
+            || (ar->kind == AK_FILTER && strchr(ar->text, ':') == NULL))
+            goto bad;
+        (void)buf_printf(&what, "%s %s", ar->kind == AK_REDIRECT ? "REDIRECT"
+                                         : ar->kind == AK_BCC    ? "BCC"
+                                                                 : "FILTER", ar->text);
+        if (ar->kind == AK_BCC) {
+            set_action(e, subj, NULL, "bcc", buf_str(&what), "");
+            a->bcc = xreallocarray(a->bcc, a->nbcc + 1, sizeof(*a->bcc));
+            a->bcc[a->nbcc++] = xstrdup(ar->text);
+        } else {
+            char **slot = ar->kind == AK_REDIRECT ? &a->redirect : &a->filter;
+
+            set_action(e, subj, NULL, ar->kind == AK_REDIRECT ? "redirect" : "filter",
+                       buf_str(&what), "");
+            free(*slot);
+            *slot = xstrdup(ar->text);
+        }
+        break;
+    default:
+        break;
+    }
+    buf_free(&what);
+    return v;
+bad:
+    buf_free(&what);
+    msg_warn("access table %s: bad action argument: \"%s\"", r->arg, value);
+    return config_error(e, subj);
+}
+
 /* access_action - act on a table's value for subject subj */
 static enum rv access_action(struct eval *e, const struct restr *r, enum subject subj,
                              const char *value)
@@ -627,8 +733,16 @@ static enum rv access_action(struct eval *e, const struct restr *r, enum subject
     case AK_WARN:
         log_reject(e, "warn", 0, "", ar.text);
         break;
-    case AK_IGNORED:
-        msg_warn("%s: action \"%s\" is not supported by posta; ignored", r->arg, value);
+    case AK_INFO:
+        log_reject(e, "info", 0, "", ar.text);
+        break;
+    case AK_HOLD:
+    case AK_DISCARD:
+    case AK_PREPEND:
+    case AK_REDIRECT:
+    case AK_BCC:
+    case AK_FILTER:
+        v = other_action(e, r, subj, &ar, value);
         break;
     case AK_RESTRICTION:
         if (ar.op == R_CLASS) {
@@ -710,6 +824,41 @@ static enum rv check_access(struct eval *e, const struct restr *r, enum subject 
         break;
     }
     free(store);
+    return v;
+}
+
+/* ---------- check_policy_service ---------- */
+
+/* policy_cb - the policy server's action (or the default action) arrived */
+static void policy_cb(void *ctx, const char *action)
+{
+    struct eval *e = ctx;
+
+    e->pol_have = true;
+    buf_reset(&e->pol_action);
+    (void)buf_puts(&e->pol_action, action);
+    eval_resume(e);
+}
+
+/* check_policy - ask the policy server, suspend; then act on its action as an access value */
+static enum rv check_policy(struct eval *e, const struct restr *r, enum subject subj)
+{
+    enum rv v;
+
+    if (!e->pol_have) {
+        struct buf req = BUF_INIT;
+
+        /* protocol_state is the command judged (RCPT for every list with delay_reject) */
+        policy_request_build(&req, e->s, e->verb_name, e->helo, e->sender, e->rcpt,
+                             pol_service_spec(r->service)->policy_context);
+        pol_request(r->service, &req, policy_cb, e);
+        buf_free(&req);
+        return RV_SUSPEND;
+    }
+    /* kept while a restriction named by the action waits for DNS */
+    v = access_action(e, r, subj, buf_str(&e->pol_action));
+    if (v != RV_SUSPEND)
+        e->pol_have = false;
     return v;
 }
 
@@ -926,6 +1075,8 @@ static enum rv run_restriction(struct eval *e, const struct restr *r, enum subje
         return check_access(e, r, subj, SUBJ_RCPT);
     case R_REJECT_SENDER_LOGIN_MISMATCH:
         return sender_login_mismatch(e);
+    case R_CHECK_POLICY:
+        return check_policy(e, r, subj);
     case R_CLASS: {
         /* a class is a list of its own: evaluated in place, its permit ends it */
         const struct restr_list *l = &pc.rc.classes.lists[r->class_idx];
@@ -1031,6 +1182,8 @@ static void eval_free(struct eval *e)
     buf_free(&e->dip_text);
     buf_free(&e->text);
     buf_free(&e->dns_txt);
+    buf_free(&e->pol_action);
+    actions_reset(&e->act);
     free(e);
 }
 
@@ -1075,8 +1228,14 @@ static const char *intern(const char *text)
 /* eval_apply - the decision: reply (or fill *r for DATA/BDAT) and log; 0 to accept */
 static int eval_apply(struct eval *e, struct smtpd_result *r)
 {
-    if (!e->rejected)
+    if (!e->rejected) {
+        if (e->stage <= PS_HELO) {
+            actions_merge(&e->s->sess_act, &e->act);    /* for every message */
+        } else {
+            actions_merge(&e->s->act, &e->act);
+        }
         return 0;
+    }
     log_reject(e, "reject", e->code, e->enh, buf_str(&e->text));
     if (r != NULL) {
         r->code = e->code;
@@ -1145,14 +1304,28 @@ static struct eval *take_reentry(struct session *s)
     return e;
 }
 
-/* policy_helo - HELO/EHLO (smtpd_delay_reject = no): client and helo lists */
+/* policy_connect - the greeting (smtpd_delay_reject = no): client list */
+int policy_connect(struct session *s, policy_again_fn *again)
+{
+    struct eval *e = take_reentry(s);
+
+    if (e != NULL)
+        return eval_apply(e, NULL);
+    if (pc.delay_reject || pc.rc.client.n == 0)
+        return 0;
+    e = eval_new(s, PS_CONNECT, V_UNKNOWN, "CONNECT", "", again);
+    eval_add(e, &pc.rc.client, SUBJ_CLIENT);
+    return eval_start(e, NULL);
+}
+
+/* policy_helo - HELO/EHLO (smtpd_delay_reject = no): helo list */
 int policy_helo(struct session *s, const char *verb, const char *arg, policy_again_fn *again)
 {
     struct eval *e = take_reentry(s);
 
     if (e != NULL)
         return eval_apply(e, NULL);
-    if (pc.delay_reject || *arg == 0 || (pc.rc.client.n == 0 && pc.rc.helo.n == 0))
+    if (pc.delay_reject || *arg == 0 || pc.rc.helo.n == 0)
         return 0;
     e = eval_new(s, PS_HELO, strcmp(verb, "EHLO") == 0 ? V_EHLO : V_HELO,
                  strcmp(verb, "EHLO") == 0 ? "EHLO" : "HELO", arg, again);
@@ -1161,12 +1334,11 @@ int policy_helo(struct session *s, const char *verb, const char *arg, policy_aga
     for (char *p = e->helo; *p; p++)
         if ((unsigned char)*p < ' ' || *p == 0x7f)
             *p = '?';
-    eval_add(e, &pc.rc.client, SUBJ_CLIENT);
     eval_add(e, &pc.rc.helo, SUBJ_HELO);
     return eval_start(e, NULL);
 }
 
-/* policy_mail - MAIL FROM (smtpd_delay_reject = no): client (no HELO yet) and sender lists */
+/* policy_mail - MAIL FROM (smtpd_delay_reject = no): sender list */
 int policy_mail(struct session *s, const char *sender, const char *arg, policy_again_fn *again)
 {
     struct eval *e = take_reentry(s);
@@ -1177,8 +1349,6 @@ int policy_mail(struct session *s, const char *sender, const char *arg, policy_a
         return 0;
     e = eval_new(s, PS_MAIL, V_MAIL, "MAIL", arg, again);
     e->sender = xstrdup(sender);
-    if (s->helo == NULL)
-        eval_add(e, &pc.rc.client, SUBJ_CLIENT);
     eval_add(e, &pc.rc.sender, SUBJ_SENDER);
     return eval_start(e, NULL);
 }
@@ -1256,12 +1426,28 @@ static bool uses_dns(const struct restr_list *l)
         case R_CHECK_HELO_ACCESS:
         case R_CHECK_SENDER_ACCESS:
         case R_CHECK_RCPT_ACCESS:
+        case R_CHECK_POLICY:
             return true;
         default:
             break;
         }
     }
     return false;
+}
+
+/* open_services - the check_policy_service servers of a list (fatal on a bad argument) */
+static void open_services(struct restr_list *l, const struct pol_spec *defaults)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct pol_spec spec;
+        char *why = NULL;
+
+        if (l->v[i].op != R_CHECK_POLICY)
+            continue;
+        if (!pol_spec_parse(l->v[i].arg, defaults, &spec, &why))   /* (checked by now) */
+            msg_fatal("%s: check_policy_service: %s", l->param, why);
+        l->v[i].service = pol_service_get(l->v[i].arg, &spec);
+    }
 }
 
 /* policy_init - parse every list, open its tables, set up DNS; fatal on any error */
@@ -1277,6 +1463,19 @@ void policy_init(struct cfg *cfg)
 
     if (!restr_config_load(cfg, true, &pc.rc, &why))
         msg_fatal("%s", why);
+    {
+        struct restr_list *lists[] = {&pc.rc.client, &pc.rc.helo, &pc.rc.sender,
+                                      &pc.rc.relay, &pc.rc.rcpt, &pc.rc.data};
+        struct pol_spec defaults;
+
+        pol_client_init(cfg);
+        pol_spec_defaults(cfg, &defaults);
+        for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+            open_services(lists[i], &defaults);
+        for (size_t i = 0; i < pc.rc.classes.n; i++)
+            open_services(&pc.rc.classes.lists[i], &defaults);
+        pol_spec_free(&defaults);
+    }
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         dns = dns || uses_dns(all[i]);
     for (size_t i = 0; i < pc.rc.classes.n; i++)

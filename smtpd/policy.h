@@ -25,6 +25,7 @@
 
 struct cfg;
 struct dict;
+struct pol_service;
 struct session;
 struct smtpd_result;
 
@@ -38,12 +39,12 @@ enum restr_op {
     R_REJECT_UNLISTED_RCPT, R_REJECT_UNLISTED_SENDER, R_REJECT_UNAUTH_PIPELINING,
     R_REJECT_RBL_CLIENT, R_REJECT_RHSBL_CLIENT, R_REJECT_RHSBL_HELO, R_REJECT_RHSBL_SENDER,
     R_REJECT_RHSBL_RCPT, R_CHECK_CLIENT_ACCESS, R_CHECK_HELO_ACCESS, R_CHECK_SENDER_ACCESS,
-    R_CHECK_RCPT_ACCESS, R_REJECT_SENDER_LOGIN_MISMATCH, R_CLASS,
+    R_CHECK_RCPT_ACCESS, R_REJECT_SENDER_LOGIN_MISMATCH, R_CHECK_POLICY, R_CLASS,
     R_COUNT
 };
 
 /* What a restriction needs after its name. */
-enum restr_argkind { RA_NONE, RA_TABLE, RA_DOMAIN };
+enum restr_argkind { RA_NONE, RA_TABLE, RA_DOMAIN, RA_POLICY };
 
 /* restr - one parsed restriction */
 struct restr {
@@ -51,6 +52,7 @@ struct restr {
     char *arg;                 /* table spec, DNSBL domain, or class name */
     char *rbl_filter;          /* reject_rbl_client DOMAIN=d.d.d.d: the address that counts */
     struct dict *table;        /* RA_TABLE, opened at start */
+    struct pol_service *service;   /* RA_POLICY: check_policy_service (policy_client.h) */
     size_t class_idx;          /* R_CLASS: index into the class lists */
 };
 
@@ -111,7 +113,13 @@ enum access_kind {
     AK_DEFER,       /* DEFER [text], 4xx text */
     AK_DEFER_IF_PERMIT, AK_DEFER_IF_REJECT,
     AK_WARN,        /* WARN text: log and go on */
-    AK_IGNORED,     /* HOLD, DISCARD, FILTER, ...: not supported, logged, go on */
+    AK_INFO,        /* INFO text: log and go on */
+    AK_HOLD,        /* HOLD [text]: the message goes to hold/; go on */
+    AK_DISCARD,     /* DISCARD [text]: accept (like OK), then drop the message */
+    AK_PREPEND,     /* PREPEND name: value: a header field on top; go on */
+    AK_REDIRECT,    /* REDIRECT addr: the one recipient of the message; go on */
+    AK_BCC,         /* BCC addr: one more recipient; go on */
+    AK_FILTER,      /* FILTER transport:nexthop: the content filter; go on */
     AK_RESTRICTION, /* the name of a restriction (op) or of a class */
     AK_BAD          /* none of these: server configuration error */
 };
@@ -163,9 +171,14 @@ typedef int policy_again_fn(struct session *s, const char *arg);
 
 /* policy_init - parse every list, open its tables, set up DNS; fatal on any error */
 void policy_init(struct cfg *cfg);
-/* policy_helo - HELO/EHLO with smtpd_delay_reject = no: client and helo lists */
+/*
+ * policy_connect - the greeting with smtpd_delay_reject = no: the client
+ * list (a refusal is replied here and replaces the 220 greeting)
+ */
+int policy_connect(struct session *s, policy_again_fn *again);
+/* policy_helo - HELO/EHLO with smtpd_delay_reject = no: the helo list */
 int policy_helo(struct session *s, const char *verb, const char *arg, policy_again_fn *again);
-/* policy_mail - MAIL FROM with smtpd_delay_reject = no: client, helo and sender lists */
+/* policy_mail - MAIL FROM with smtpd_delay_reject = no: the sender list */
 int policy_mail(struct session *s, const char *sender, const char *arg, policy_again_fn *again);
 /* policy_rcpt_check - RCPT TO: (delayed lists,) relay, recipient, unlisted recipient */
 int policy_rcpt_check(struct session *s, const char *rcpt, const char *domain,

@@ -29,6 +29,7 @@
 #include "util/dict.h"
 
 #include "policy.h"
+#include "policy_client.h"
 
 #define HOSTNAME_MAX 255
 #define LABEL_MAX 63
@@ -81,6 +82,7 @@ static const struct restr_name restr_names[] = {
     {"check_sender_access", R_CHECK_SENDER_ACCESS, RA_TABLE},
     {"check_recipient_access", R_CHECK_RCPT_ACCESS, RA_TABLE},
     {"reject_sender_login_mismatch", R_REJECT_SENDER_LOGIN_MISMATCH, RA_NONE},
+    {"check_policy_service", R_CHECK_POLICY, RA_POLICY},
 };
 
 #define NRESTR_NAMES (sizeof(restr_names) / sizeof(restr_names[0]))
@@ -214,6 +216,17 @@ bool restr_parse_list(char **words, size_t n, const char *param,
             if (!parse_domain_arg(words[++i], r, err))
                 goto fail;
             break;
+        case RA_POLICY:
+            /* "inet:host:port", "unix:path" or a braced group that starts with one;
+             * the attributes are checked when smtpd starts (policy_client.c) */
+            if (i + 1 >= n || (strncasecmp(words[i + 1], "inet:", 5) != 0
+                               && strncasecmp(words[i + 1], "unix:", 5) != 0)) {
+                *err = xasprintf("restriction %s requires an inet:host:port or unix:pathname "
+                                 "argument", w);
+                goto fail;
+            }
+            r->arg = xstrdup(words[++i]);
+            break;
         }
         out->n++;
     }
@@ -288,9 +301,9 @@ void access_parse(const char *value, const struct restr_classes *classes,
         {"OK", AK_OK}, {"PERMIT", AK_OK}, {"DUNNO", AK_DUNNO},
         {"REJECT", AK_REJECT}, {"DEFER", AK_DEFER},
         {"DEFER_IF_PERMIT", AK_DEFER_IF_PERMIT}, {"DEFER_IF_REJECT", AK_DEFER_IF_REJECT},
-        {"WARN", AK_WARN}, {"HOLD", AK_IGNORED}, {"DISCARD", AK_IGNORED},
-        {"FILTER", AK_IGNORED}, {"REDIRECT", AK_IGNORED}, {"PREPEND", AK_IGNORED},
-        {"BCC", AK_IGNORED}, {"INFO", AK_WARN},
+        {"WARN", AK_WARN}, {"HOLD", AK_HOLD}, {"DISCARD", AK_DISCARD},
+        {"FILTER", AK_FILTER}, {"REDIRECT", AK_REDIRECT}, {"PREPEND", AK_PREPEND},
+        {"BCC", AK_BCC}, {"INFO", AK_INFO},
     };
     const char *rest;
     long ci;
@@ -591,6 +604,26 @@ static bool load_classes(struct cfg *cfg, bool open_tables, struct restr_classes
     return true;
 }
 
+/* check_policy_args - the check_policy_service arguments of a list parse; false + *err */
+static bool check_policy_args(const struct restr_list *l, const struct pol_spec *defaults,
+                              char **err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct pol_spec spec;
+        char *why = NULL;
+
+        if (l->v[i].op != R_CHECK_POLICY)
+            continue;
+        if (!pol_spec_parse(l->v[i].arg, defaults, &spec, &why)) {
+            *err = xasprintf("%s: check_policy_service: %s", l->param, why);
+            free(why);
+            return false;
+        }
+        pol_spec_free(&spec);
+    }
+    return true;
+}
+
 /* restr_config_load - every list of cfg; false + *err */
 bool restr_config_load(struct cfg *cfg, bool open_tables, struct restr_config *out, char **err)
 {
@@ -614,6 +647,19 @@ bool restr_config_load(struct cfg *cfg, bool open_tables, struct restr_config *o
         if (!parse_text(lists[i].param, cfg_str(cfg, lists[i].param), &out->classes,
                         open_tables, lists[i].list, err))
             goto fail;
+    {
+        struct pol_spec defaults;
+        bool ok = true;
+
+        pol_spec_defaults(cfg, &defaults);
+        for (size_t i = 0; ok && i < sizeof(lists) / sizeof(lists[0]); i++)
+            ok = check_policy_args(lists[i].list, &defaults, err);
+        for (size_t i = 0; ok && i < out->classes.n; i++)
+            ok = check_policy_args(&out->classes.lists[i], &defaults, err);
+        pol_spec_free(&defaults);
+        if (!ok)
+            goto fail;
+    }
     if (!can_refuse_relay(&out->relay) && !can_refuse_relay(&out->rcpt)) {
         *err = xasprintf("in parameters smtpd_relay_restrictions or "
                          "smtpd_recipient_restrictions, specify at least one working instance "

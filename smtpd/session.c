@@ -46,6 +46,7 @@
 #include "util/log.h"
 #include "util/tls.h"
 
+#include "policy.h"
 #include "smtpd.h"
 
 #define SESSION_READ_SIZE 65536          /* one read() */
@@ -153,6 +154,16 @@ void session_count_verb(struct session *s, enum smtpd_verb v, int code)
         s->counts[v][0]++;
 }
 
+/* session_log_reject - Postfix's "QID: reject: STAGE from NAME[ADDR]: CODE ENH TEXT; ..." */
+void session_log_reject(struct session *s, const char *stage, const char *replytext)
+{
+    msg_info("%s: reject: %s from %s[%s]: %s; from=<%s> %s%s%sproto=%s helo=<%s>",
+             s->qid_logged ? s->qid : "NOQUEUE", stage, s->name, s->addr, replytext,
+             s->sender ? s->sender : "", s->nrcpt ? "to=<" : "",
+             s->nrcpt ? s->rcpts[0].addr : "", s->nrcpt ? "> " : "", session_protocol(s),
+             s->helo ? s->helo : "");
+}
+
 /* session_reset_transaction - forget the envelope and any content (RSET) */
 void session_reset_transaction(struct session *s)
 {
@@ -176,6 +187,7 @@ void session_reset_transaction(struct session *s)
     free(s->msgid);
     s->msgid = NULL;
     s->bdat_failed = false;
+    actions_reset(&s->act);
     if (s->state != SS_LOOKUP)
         s->state = s->helo ? SS_IDLE : SS_CONNECT;
 }
@@ -234,6 +246,7 @@ void session_kill(struct session *s, const char *why)
     else if (s->state == SS_CHUNK)
         session_count_verb(s, V_BDAT, 0);
     session_reset_transaction(s);
+    actions_reset(&s->sess_act);
     if (s->dns != NULL) {
         dns_cancel(s->dns);
         s->dns = NULL;
@@ -384,7 +397,11 @@ static void session_command(struct session *s, char *line)
     }
     vb = &verbs[v];
     s->last_cmd = vb->name;
-    if (!(vb->allowed & SS_BIT(s->state))) {
+    if (s->access_denied && v != V_QUIT) {
+        /* smtpd_delay_reject = no: the client was refused at connect */
+        reply(s, 503, "5.7.0", "Error: access denied for %s[%s]", s->name, s->addr);
+        code = 503;
+    } else if (!(vb->allowed & SS_BIT(s->state))) {
         why = vb->seq_err ? vb->seq_err : "Error: bad sequence of commands";
         if (s->state == SS_BDAT && v == V_MAIL)
             why = "Error: MAIL after BDAT";
@@ -638,6 +655,25 @@ static void session_sleep_done(void *ctx)
     session_resume(s);
 }
 
+/*
+ * session_welcome - the greeting, or (smtpd_delay_reject = no) the client
+ * restrictions' refusal instead of it; called again by the restriction
+ * engine when a lookup made it wait
+ */
+static int session_welcome(struct session *s, const char *arg)
+{
+    int code = policy_connect(s, session_welcome);
+
+    (void)arg;
+    if (code == POLICY_LATER)
+        return REPLY_LATER;
+    if (code != 0)
+        s->access_denied = true;     /* replied; every command but QUIT gets 503 */
+    else
+        reply(s, 220, NULL, "%s", smtpd_conf.banner);
+    return REPLY_LATER;
+}
+
 /* session_greet - the client name is known: log, limit, greet */
 static void session_greet(struct session *s)
 {
@@ -659,7 +695,7 @@ static void session_greet(struct session *s)
         return;
     }
     auth_session_new(s);
-    reply(s, 220, NULL, "%s", smtpd_conf.banner);
+    (void)session_welcome(s, "");
 }
 
 /* session_named - the client name lookup finished */

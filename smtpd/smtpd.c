@@ -130,6 +130,7 @@ static void smtpd_load(struct cfg *cfg)
     c->line_limit = positive(cfg, "line_length_limit");
     c->timeout_ms = (uint64_t)cfg_time(cfg, "smtpd_timeout") * MS_PER_SEC;
     c->rcpt_limit = positive(cfg, "smtpd_recipient_limit");
+    c->hopcount_limit = (unsigned)positive(cfg, "hopcount_limit");
     c->soft_errors = (unsigned)positive(cfg, "smtpd_soft_error_limit");
     c->hard_errors = (unsigned)positive(cfg, "smtpd_hard_error_limit");
     c->error_sleep_ms = (uint64_t)cfg_time(cfg, "smtpd_error_sleep_time") * MS_PER_SEC;
@@ -157,6 +158,8 @@ static void smtpd_load(struct cfg *cfg)
     if (*cfg_str(cfg, "relay_recipient_maps"))
         c->relay_rcpt = rcpt_maps_open(cfg, "relay_recipient_maps");
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
+    c->hold_fd = spool_dir_fd(cfg, "hold");
+    c->content_filter = cfg_str(cfg, "content_filter");
     qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
 }
 

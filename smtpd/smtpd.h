@@ -89,6 +89,17 @@ struct tls_ctx;
 struct xsasl_server;
 struct xsasl_sess;
 
+/* smtpd_actions - HOLD, DISCARD, REDIRECT, BCC, FILTER, PREPEND (actions.c) */
+struct smtpd_actions {
+    char *hold;                    /* why (may be ""); NULL: not held */
+    char *discard;                 /* why; NULL: kept */
+    char *redirect;                /* the one recipient; NULL: as received */
+    char *filter;                  /* transport:nexthop; NULL: content_filter */
+    char **bcc;                    /* more recipients */
+    size_t nbcc;
+    struct buf prepend;            /* header fields, each ending "\n" */
+};
+
 struct smtpd_rcpt {
     char *addr;        /* as received, without <> */
     char *orcpt;       /* "type;decoded" or NULL */
@@ -109,6 +120,7 @@ struct session {
     bool authenticated;            /* AUTH succeeded (sasl_username is set) */
     bool line_too_long;
     bool counted;                  /* in the per-client connection count */
+    bool access_denied;            /* refused at connect: 503 to all but QUIT */
 
     struct buf in;
     size_t in_pos;
@@ -163,9 +175,14 @@ struct session {
     bool bdat_failed;              /* discard the rest of a BDAT transaction */
     struct smtpd_result bdat_result;   /* the reply each discarded chunk gets */
     int hdr_state;                 /* light header scan, data.c */
+    unsigned hops;                 /* Received: fields in the header (hopcount_limit) */
     bool hdr_skip;                 /* current header line too long to scan */
     struct buf hdr;
     char *msgid;
+
+    /* actions (actions.c): of this message, and from HELO for the session */
+    struct smtpd_actions act, sess_act;
+    bool held;                     /* the unfinished file is in hold/ */
 };
 
 /* The configuration smtpd reads once (smtpd.c). */
@@ -176,6 +193,7 @@ struct smtpd_conf {
     size_t line_limit;
     uint64_t timeout_ms;
     size_t rcpt_limit;
+    unsigned hopcount_limit;
     unsigned soft_errors, hard_errors;
     uint64_t error_sleep_ms;
     uint64_t size_limit;           /* 0: none */
@@ -197,6 +215,8 @@ struct smtpd_conf {
     struct local_rcpt *local_rcpt;
     struct local_rcpt *relay_rcpt;   /* relay_recipient_maps, NULL when empty */
     int incoming_fd;
+    int hold_fd;
+    const char *content_filter;    /* content_filter: "transport:nexthop" or "" */
 
     /* TLS */
     struct tls_ctx *tls_ctx;       /* NULL: no TLS (level none or no certificate) */
@@ -229,6 +249,8 @@ void session_kill(struct session *s, const char *why);
 void session_resume(struct session *s);         /* after a wait ended */
 void session_count_verb(struct session *s, enum smtpd_verb v, int code);
 void session_reset_transaction(struct session *s);
+/* session_log_reject - "QID: reject: STAGE from NAME[ADDR]: REPLY; from=<> to=<> proto= helo=<>" */
+void session_log_reject(struct session *s, const char *stage, const char *replytext);
 void session_bare_lf(struct session *s);
 bool session_authenticated(const struct session *s);
 const char *session_protocol(const struct session *s);
@@ -285,6 +307,23 @@ const char *auth_mechs(struct session *s);
 int cmd_auth(struct session *s, const char *arg);
 /* auth_input - a line that answers a 334 challenge */
 void auth_input(struct session *s, const char *line, bool too_long);
+
+/* actions.c */
+void actions_reset(struct smtpd_actions *a);
+/* actions_merge - add the actions of from to into (later ones win); from is emptied */
+void actions_merge(struct smtpd_actions *into, struct smtpd_actions *from);
+/* txn_hold - the current message goes to hold/ when its data ends (why: logged) */
+void txn_hold(struct session *s, const char *why);
+/* txn_discard - the current message is answered 250 and dropped when its data ends */
+void txn_discard(struct session *s, const char *why);
+/* actions_start - at data_open: the session's HELO-time actions join the message's */
+void actions_start(struct session *s);
+/* actions_envelope - the content_filter attribute (FILTER or the setting) */
+void actions_envelope(struct session *s, struct qfile_writer *qf);
+/* actions_recipients - the recipient records: as received or the REDIRECT, then BCCs */
+void actions_recipients(struct session *s, struct qfile_writer *qf);
+/* data_hold - move the unfinished queue file to hold/ (once); false on error */
+bool data_hold(struct session *s, const char *why);
 
 /* received.c */
 void received_header(struct session *s, struct buf *out, const char *rcpt);

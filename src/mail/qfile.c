@@ -413,6 +413,17 @@ static void qfw_free(struct qfile_writer *w)
     free(w);
 }
 
+/* qfw_move - rename the unfinished file into dirfd and sync that directory */
+int qfw_move(struct qfile_writer *w, int dirfd)
+{
+    if (renameat(w->dirfd, w->qid, dirfd, w->qid) < 0)
+        return -1;
+    w->dirfd = dirfd;
+    if (fsync(dirfd) < 0)
+        return -1;
+    return 0;
+}
+
 /* qfw_abort - remove the file and free */
 void qfw_abort(struct qfile_writer *w)
 {

@@ -25,7 +25,9 @@
  *                 size (declared SIZE=), rewrite_context, dkim_sign
  *                 ("pending": smtpd wrote a DKIM signature field with
  *                 placeholders as the content's second field, for the
- *                 queue manager to complete; see mail/dkim.h) ...
+ *                 queue manager to complete; see mail/dkim.h),
+ *                 content_filter ("transport:nexthop": every recipient
+ *                 goes there; set by smtpd and pickup) ...
  *                 (open-ended)
  *   QREC_SENDER   envelope sender ("" for the null sender <>)
  *   per recipient: optional QREC_ORCPT "addr-type;xtext-decoded address",
@@ -92,6 +94,7 @@ enum qrec_type {
 #define QFILE_VERSION "posta-queue 1"
 #define QATTR_DKIM_SIGN "dkim_sign"
 #define QATTR_DKIM_SIGN_PENDING "pending"
+#define QATTR_CONTENT_FILTER "content_filter"
 #define QFILE_CHUNK 65536
 #define QFILE_REC_MAX ((((size_t)1) << 31) - 1)
 #define QFILE_ENV_REC_MAX 65536               /* one envelope record's payload */
@@ -131,6 +134,12 @@ void qfw_recordf(struct qfile_writer *w, int type, const char *fmt, ...)
  * QREC_MESSAGE if the caller has not.
  */
 void qfw_content(struct qfile_writer *w, const void *data, size_t len);
+/*
+ * qfw_move - rename the unfinished file into the directory dirfd (same
+ * file system; HOLD), fsync that directory, and remove it from there on
+ * a later abort; 0, or -1 with errno (the file stays where it was)
+ */
+int qfw_move(struct qfile_writer *w, int dirfd);
 /* qfw_finish - end record, size record, flush, fchmod 0700 (no fsync): 0 or -1 */
 int qfw_finish(struct qfile_writer *w);
 int qfw_fd(const struct qfile_writer *w);

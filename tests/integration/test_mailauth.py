@@ -205,6 +205,10 @@ def test_signed_mail_verifies_with_dkimpy(make_posta, lab, tmp_path, dns_factory
     inst.set_param("dns_servers", "127.0.0.1:%d" % dns.port)
     inst.set_param("dkim_signing_table", "texthash:%s" % table)
     inst.set_param("smtpd_error_sleep_time", "0s")
+    # an access-table PREPEND goes below the pending signature field
+    prepend = tmp_path / "prepend"
+    prepend.write_text("%s PREPEND X-Checked: by an access table\n" % REMOTE_RCPT)
+    inst.set_param("smtpd_recipient_restrictions", "check_recipient_access texthash:%s" % prepend)
     inst.start()
     inst.wait_log(r"DKIM signing", timeout=WAIT)
 
@@ -252,6 +256,8 @@ def test_signed_mail_verifies_with_dkimpy(make_posta, lab, tmp_path, dns_factory
         # and a changed body does not
         assert not dkim.verify(content.replace(b"this is a test", b"this is a fake"),
                                dnsfunc=dnsfunc)
+    head = by_subject[subject].split(b"\r\n\r\n")[0]
+    assert head.index(b"DKIM-Signature:") < head.index(b"X-Checked: by an access table"), head
     assert b"DKIM-Signature:" not in by_subject["no key"]
     # signed mail is not judged: no Authentication-Results
     assert all(b"Authentication-Results:" not in c for c in by_subject.values())

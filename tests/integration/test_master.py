@@ -179,6 +179,21 @@ def test_unknown_parameter_warns(inst):
     assert inst.status() == 0
 
 
+def test_unimplemented_parameter_warns(inst):
+    """A Postfix setting posta knows by name but does not act on is named, once, at start."""
+    inst.set_param("virtual_alias_maps", "hash:/etc/posta/virtual")
+    inst.set_param("always_bcc", "archive@example.org")
+    inst.set_param("smtpd_junk_command_limit", "100")     # Postfix's default: no effect anyway
+    r = inst.posta("start")
+    assert r.returncode == 0, output(r, inst)
+    inst.wait_ready()
+    text = output(r, inst)
+    for name in ("virtual_alias_maps", "always_bcc"):
+        pat = r"warning: .*main\.cf, line \d+: parameter %s is not implemented by posta" % name
+        assert len(re.findall(pat, text)) == 1, text
+    assert "smtpd_junk_command_limit" not in text, text
+
+
 def test_bad_master_cf(inst):
     with open(inst.master_cf, "a") as f:
         f.write("broken-service inet\n")

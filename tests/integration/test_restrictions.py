@@ -9,8 +9,9 @@ dnsmasq that the module starts on 127.0.0.1 with the test's records
 (dns_servers points posta's resolver at it). Client names are not looked
 up (smtpd_peername_lookup = no), so every client is "unknown".
 
-Also: smtpd_delay_reject = no (HELO/EHLO, MAIL and DATA answered from
-the engine, some after a DNS lookup), the fatal errors of a misspelled
+Also: smtpd_delay_reject = no (the client list at connect, its refusal in
+place of the greeting; HELO/EHLO, MAIL and DATA answered from the
+engine, some after a DNS lookup), the fatal errors of a misspelled
 restriction, a missing argument or table, a session dropped while its
 lookup is pending, and the reject lines read by fail2ban's postfix filter
 and pflogsumm with syslog_name = postfix.
@@ -431,10 +432,6 @@ CASES = [
       ("RSET", 250, None), (mail("free@example.net"), 250, None),
       (rcpt("root@localhost"), 250, None)]),
     # ---- smtpd_delay_reject = no: answered at HELO/EHLO and MAIL ----
-    ("nodelay-client", {"smtpd_delay_reject": "no", "smtpd_client_restrictions": "reject"}, None,
-     OUTSIDE,
-     [("EHLO client.example", 554,
-       "554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied")], False, None),
     ("nodelay-helo",
      {"smtpd_delay_reject": "no", "smtpd_helo_restrictions": "reject_non_fqdn_helo_hostname"},
      None, OUTSIDE,
@@ -446,11 +443,7 @@ CASES = [
      [(mail("spammer@example.net"), 554,
        "554 5.7.1 <spammer@example.net>: Sender address rejected: Access denied"),
       (mail(NET), 250, None), (rcpt("root@localhost"), 250, None)]),
-    ("nodelay-rbl-at-ehlo",
-     {"smtpd_delay_reject": "no", "smtpd_client_restrictions": "reject_rbl_client rbl.test"},
-     None, OUTSIDE,
-     [("EHLO client.example", 554, "blocked using rbl.test; Listed for testing")], True, None),
-    ("nodelay-rbl-ehlo-ok",
+    ("nodelay-rbl-connect-ok",
      {"smtpd_delay_reject": "no", "smtpd_client_restrictions": "reject_rbl_client rbl.test"},
      None, INSIDE,
      [("EHLO client.example", 250, None), (mail(NET), 250, None),
@@ -511,6 +504,32 @@ def test_restriction(inst, request, case):
             assert re.search(r"(NOQUEUE|[0-9A-Za-z]+): reject: (HELO|EHLO|MAIL|RCPT|DATA|BDAT) from "
                              r"unknown\[127\.0\.0\.[12]\]: [45]\d\d [45]\.\d+\.\d+ .*"
                              r"proto=E?SMTP helo=<", log), log[-3000:]
+
+
+@pytest.mark.parametrize("restriction,uses_dns,frag", [
+    ("permit_mynetworks, reject", False,
+     "554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied"),
+    ("reject_rbl_client rbl.test", True,
+     "554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using rbl.test; "
+     "Listed for testing"),
+])
+def test_nodelay_client_refused_at_connect(inst, request, restriction, uses_dns, frag):
+    """smtpd_delay_reject = no: the refusal replaces the greeting; then 503 to all but QUIT."""
+    port = request.getfixturevalue("dns") if uses_dns else None
+    configure(inst, {"smtpd_delay_reject": "no", "smtpd_client_restrictions": restriction},
+              None, port)
+    inst.start()
+    with inst.raw(source=OUTSIDE) as c:
+        code, text = c.reply()
+        assert code == 554 and frag in "%d %s" % (code, " ".join(text)), text
+        for line in ("EHLO client.example", "MAIL FROM:<a@example.net>", "NOOP"):
+            code, text = c.cmd(line)
+            assert (code, " ".join(text)) == (
+                503, "5.7.0 Error: access denied for unknown[127.0.0.2]"), (line, text)
+        assert c.cmd("QUIT")[0] == 221
+    log = inst.log()
+    assert re.search(r"NOQUEUE: reject: CONNECT from unknown\[127\.0\.0\.2\]: %s; "
+                     r"proto=SMTP$" % re.escape(frag), log, re.M), log
 
 
 def test_reject_log_line(inst):

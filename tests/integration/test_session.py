@@ -3,10 +3,14 @@
 Covers a plain transaction, the EHLO keywords, PIPELINING (one write for
 MAIL/RCPT/DATA; swaks --pipeline), BDAT, the small verbs, bad input
 (never a hang, always 5xx), over-long lines, SMTPUTF8 and the DSN
-parameters as they are stored in the queue file.
+parameters as they are stored in the queue file, and hopcount_limit
+(a mail loop refused at the end of data).
 """
 
+import re
 import subprocess
+
+import pytest
 
 import helpers
 
@@ -380,3 +384,23 @@ def test_many_sessions_at_once(posta):
             c.close()
     assert len(ids) == 20
     assert sorted(ids) == posta.complete_files()
+
+
+@pytest.mark.parametrize("hops,code", [(50, 250), (51, 554)])
+def test_hopcount_limit(posta, hops, code):
+    """More Received: fields than hopcount_limit (50) is a loop: 554 5.4.0, nothing queued."""
+    received = "".join("Received: from hop%d.example by hop%d.example; Mon, 23 Nov 2026 "
+                       "00:00:00 +0000\r\n" % (i, i + 1) for i in range(hops))
+    with posta.raw() as c:
+        c.greet()
+        assert c.cmd("MAIL FROM:<sender@localhost>")[0] == 250
+        assert c.cmd("RCPT TO:<root@localhost>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send((received + "Subject: loop\r\n\r\nbody\r\n.\r\n").encode())
+        got, text = c.reply()
+    assert got == code, text
+    if code == 554:
+        assert "5.4.0 Error: too many hops" in " ".join(text)
+        assert posta.complete_files() == []
+        assert re.search(r"reject: END-OF-MESSAGE from .*: 554 5\.4\.0 Error: too many hops; "
+                         r"from=<sender@localhost> to=<root@localhost>", posta.log())

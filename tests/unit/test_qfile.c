@@ -215,6 +215,48 @@ static void test_create_abort(void **state)
     assert_null(qfw_create(tmpfd, ""));
 }
 
+/* test_move - a moved unfinished file is finished, or aborted, in its new folder */
+static void test_move(void **state)
+{
+    struct qfile_writer *w;
+    struct stat st;
+    int sub;
+
+    (void)state;
+    assert_int_equal(mkdirat(tmpfd, "held", 0700), 0);
+    sub = openat(tmpfd, "held", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(sub >= 0);
+    for (int finish = 0; finish < 2; finish++) {
+        w = qfw_create(tmpfd, "moved");
+        assert_non_null(w);
+        qfw_record(w, QREC_TIME, "1.0", 3);
+        qfw_record(w, QREC_SENDER, "", 0);
+        qfw_record(w, QREC_RCPT, "a@b", 3);
+        assert_int_equal(qfw_move(w, sub), 0);
+        assert_int_equal(fstatat(tmpfd, "moved", &st, 0), -1);
+        assert_int_equal(fstatat(sub, "moved", &st, 0), 0);
+        qfw_content(w, "x\n", 2);
+        if (!finish) {
+            qfw_abort(w);
+            assert_int_equal(fstatat(sub, "moved", &st, 0), -1);
+            continue;
+        }
+        assert_int_equal(qfw_finish(w), 0);
+        qfw_close(w);
+        assert_int_equal(fstatat(sub, "moved", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, QFILE_MODE_DONE);
+        assert_int_equal(unlinkat(sub, "moved", 0), 0);
+    }
+    /* a folder that is not there: the file stays */
+    w = qfw_create(tmpfd, "stays");
+    assert_int_equal(qfw_move(w, -1), -1);
+    assert_int_equal(fstatat(tmpfd, "stays", &st, 0), 0);
+    qfw_abort(w);
+    assert_int_equal(fstatat(tmpfd, "stays", &st, 0), -1);
+    close(sub);
+    assert_int_equal(unlinkat(tmpfd, "held", AT_REMOVEDIR), 0);
+}
+
 /* test_sticky_error - a write error is remembered and reported by finish */
 static void test_sticky_error(void **state)
 {
@@ -545,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_minimal),
         cmocka_unit_test(test_create_abort),
+        cmocka_unit_test(test_move),
         cmocka_unit_test(test_sticky_error),
         cmocka_unit_test(test_oversized_record),
         cmocka_unit_test(test_truncations),

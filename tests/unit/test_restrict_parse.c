@@ -24,6 +24,7 @@
 #include "util/dict.h"
 
 #include "../../smtpd/restrict_parse.c"
+#include "../../smtpd/policy_client.c"   /* check_policy_service arguments */
 
 #include "golden.h"
 
@@ -37,8 +38,9 @@ static const struct restr_classes test_classes = {class_names, NULL, 2};
 static const char *access_kind_name(enum access_kind k)
 {
     static const char *const names[] = {"OK", "DUNNO", "REJECT", "DEFER", "DEFER_IF_PERMIT",
-                                        "DEFER_IF_REJECT", "WARN", "IGNORED", "RESTRICTION",
-                                        "BAD"};
+                                        "DEFER_IF_REJECT", "WARN", "INFO", "HOLD", "DISCARD",
+                                        "PREPEND", "REDIRECT", "BCC", "FILTER",
+                                        "RESTRICTION", "BAD"};
 
     return names[k];
 }
