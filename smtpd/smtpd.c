@@ -24,6 +24,7 @@
 
 #include "mail/config.h"
 #include "mail/matchlist.h"
+#include "mail/msgcheck.h"
 #include "mail/qcommit.h"
 #include "mail/server.h"
 #include "mail/spool.h"
@@ -160,6 +161,7 @@ static void smtpd_load(struct cfg *cfg)
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     c->hold_fd = spool_dir_fd(cfg, "hold");
     c->content_filter = cfg_str(cfg, "content_filter");
+    c->checks = msgcheck_conf_load(cfg);    /* tables may be readable by root only */
     qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
 }
 
