@@ -726,27 +726,34 @@ static void emit_piece(struct msgcheck *m, bool final, bool eol)
     }
 }
 
-/* body_bytes - body content; returns bytes used */
+/*
+ * body_bytes - body content; returns bytes used. A piece is complete
+ * when line_length_limit bytes are held and the next byte is not the
+ * newline: the same pieces however the bytes arrive.
+ */
 static size_t body_bytes(struct msgcheck *m, const char *p, size_t n)
 {
-    size_t room = m->c->line_limit - m->line.len;
-    size_t scan = n < room + 1 ? n : room + 1;
-    const char *nl = memchr(p, '\n', scan);
+    size_t room, scan;
+    const char *nl;
 
-    if (nl != NULL) {
+    if (m->line.len >= m->c->line_limit) {
+        if (p[0] == '\n') {
+            emit_piece(m, true, true);
+            return 1;
+        }
+        emit_piece(m, false, false);
+    }
+    room = m->c->line_limit - m->line.len;
+    scan = n < room ? n : room;
+    if ((nl = memchr(p, '\n', scan)) != NULL) {
         size_t k = (size_t)(nl - p);
 
         (void)buf_append(&m->line, p, k);
         emit_piece(m, true, true);
         return k + 1;
     }
-    if (n >= room) {
-        (void)buf_append(&m->line, p, room);
-        emit_piece(m, false, false);
-        return room;
-    }
-    (void)buf_append(&m->line, p, n);
-    return n;
+    (void)buf_append(&m->line, p, scan);
+    return scan;
 }
 
 /* ---- the interface -------------------------------------------------------------- */
