@@ -402,8 +402,9 @@ static void apply(struct msgcheck *m, int cls, const char *value, const char *te
     int code = reply_code(value, wlen);
 
     rest += strspn(rest, " \t");
+    /* as Postfix: "REJECT 4.x.x text" is a temporary refusal */
     if (word_is(value, wlen, "REJECT"))
-        code = MC_REJECT_CODE;
+        code = dsn_prefix(rest, '4') > 0 ? MC_DEFER_CODE : MC_REJECT_CODE;
     else if (word_is(value, wlen, "DEFER"))
         code = MC_DEFER_CODE;
     if (code != 0) {
@@ -420,10 +421,12 @@ static void apply(struct msgcheck *m, int cls, const char *value, const char *te
         m->done = true;
         log_event(m, "discard", where, text, rest);
     } else if (word_is(value, wlen, "HOLD")) {
-        if (!m->v.hold)
+        /* the first HOLD counts (and is logged), as in Postfix */
+        if (!m->v.hold) {
             m->v.hold_text = m->htext = xstrdup(rest);
-        m->v.hold = true;
-        log_event(m, "hold", where, text, rest);
+            m->v.hold = true;
+            log_event(m, "hold", where, text, rest);
+        }
     } else if (word_is(value, wlen, "WARN")) {
         log_event(m, "warning", where, text, rest);
     } else if (word_is(value, wlen, "INFO")) {
@@ -443,11 +446,11 @@ static void apply(struct msgcheck *m, int cls, const char *value, const char *te
         } else {
             ed->kind = replace ? ED_REPLACE : ED_PREPEND;
             ed->text = xstrdup(rest);
-            if (replace)
-                log_event(m, "replace", where, text, rest);
+            log_event(m, replace ? "replace" : "prepend", where, text, rest);
         }
     } else if (word_is(value, wlen, "PASS")) {
         m->done = true;
+        log_event(m, "pass", where, text, rest);
     } else if (word_is(value, wlen, "REDIRECT") || word_is(value, wlen, "BCC") ||
                word_is(value, wlen, "FILTER")) {
         if (m->v.unsupported == NULL)
