@@ -19,11 +19,12 @@
  *   - cleans the header (mail/cleanup.h: Received:, missing From:, Date:,
  *     Message-ID:, bare addresses, -t recipients, Bcc: removed);
  *   - applies header_checks and body_checks (mail/msgcheck.h), when
- *     configured, to the cleaned message: REJECT (and 4NN/5NN, DEFER)
- *     bounces it to the sender as Postfix does for local submissions
- *     (a non-delivery notice for every recipient; the message is not
- *     queued), DISCARD drops it, HOLD queues it into hold/; a table
- *     lookup failure leaves the file in maildrop for the next scan;
+ *     configured, to the cleaned message: REJECT (and 5NN) bounces it to
+ *     the sender as Postfix does for local submissions (a non-delivery
+ *     notice for every recipient; the message is not queued), DISCARD
+ *     drops it, HOLD queues it into hold/; a temporary refusal (4NN,
+ *     DEFER, REJECT 4.x.x) and a table lookup failure leave the file in
+ *     maildrop for the next scan, as Postfix never bounces those;
  *   - writes a new queue file into incoming/ (fresh queue ID), makes it
  *     durable (fdatasync, directory fsync), removes the maildrop file,
  *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does,
@@ -81,6 +82,8 @@
 static struct cfg *pk_cfg;
 static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1, hold_fd = -1;
 static struct msgcheck_conf *checks;    /* NULL: no header/body checks */
+static long long size_limit;
+static size_t header_limit;
 
 /* What header/body checks decided for one message. */
 enum pk_fate {
@@ -88,9 +91,8 @@ enum pk_fate {
     PK_HOLD,        /* into hold/ */
     PK_GONE,        /* discarded, or bounced: remove the maildrop file */
     PK_RETRY,       /* leave the maildrop file for the next scan */
+    PK_BAD,         /* the checked content could not be kept: to corrupt/ */
 };
-static long long size_limit;
-static size_t header_limit;
 
 /* log_message_id - log the Message-ID header value of the cleaned message */
 static void log_message_id(const char *qid, const struct buf *msg)
@@ -277,6 +279,7 @@ struct pk_check {
     const char *qid;
     struct buf origin;     /* "from local; from=<s> to=<r>" */
     struct buf out;
+    bool overflow;         /* out could not hold it all */
 };
 
 /* check_out - the checked content */
@@ -284,8 +287,8 @@ static void check_out(void *ctx, const char *p, size_t n)
 {
     struct pk_check *pc = ctx;
 
-    if (buf_append(&pc->out, p, n) < 0)
-        msg_warn("%s: checked content too large", pc->qid);
+    if (!pc->overflow && buf_append(&pc->out, p, n) < 0)
+        pc->overflow = true;
 }
 
 /* check_log - Postfix's "QID: reject: header ... from local; from=<s> to=<r>: text" */
@@ -335,7 +338,7 @@ static bool bounce_rejected(struct qfile *q, const struct drop *d, const char *q
 static enum pk_fate check_content(struct qfile *q, const struct drop *d, const char *qid,
                                   struct buf *msg)
 {
-    struct pk_check pc = {qid, BUF_INIT, BUF_INIT};
+    struct pk_check pc = {qid, BUF_INIT, BUF_INIT, false};
     struct msgcheck *m;
     const struct msgcheck_verdict *v;
     enum pk_fate fate = PK_QUEUE;
@@ -353,6 +356,10 @@ static enum pk_fate check_content(struct qfile *q, const struct drop *d, const c
                  v->unsupported);
     switch (v->kind) {
     case MSGCHECK_ACCEPT:
+        if (pc.overflow) {
+            fate = PK_BAD;
+            break;
+        }
         fate = v->hold ? PK_HOLD : PK_QUEUE;
         buf_free(msg);
         *msg = pc.out;
@@ -361,12 +368,14 @@ static enum pk_fate check_content(struct qfile *q, const struct drop *d, const c
     case MSGCHECK_DISCARD:
         fate = PK_GONE;
         break;
-    case MSGCHECK_REJECT:
     case MSGCHECK_DEFER:
-        if (v->tempfail)
-            fate = PK_RETRY;
-        else
-            fate = bounce_rejected(q, d, qid, v) ? PK_GONE : PK_RETRY;
+        if (!v->tempfail)
+            msg_info("%s: %d %s %s: left in maildrop, tried again at the next scan", qid,
+                     v->code, v->enh, v->text);
+        fate = PK_RETRY;
+        break;
+    case MSGCHECK_REJECT:
+        fate = bounce_rejected(q, d, qid, v) ? PK_GONE : PK_RETRY;
         break;
     }
     msgcheck_free(m);
@@ -471,6 +480,11 @@ static bool pickup_file(const char *name)
     }
     enum pk_fate fate = check_content(q, &d, qid, &co.msg);
 
+    if (fate == PK_BAD) {
+        cleanup_out_free(&co);
+        why = "content too large after header/body checks";
+        goto bad;
+    }
     if (fate == PK_RETRY || fate == PK_GONE) {
         if (fate == PK_GONE) {
             msg_info("%s: uid=%lld from=<%s>", qid, d.uid, q->sender);

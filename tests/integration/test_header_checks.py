@@ -9,7 +9,8 @@ Received: field, REPLACE, PREPEND and WARN (delivered message and log
 line), DISCARD (250, logged, not delivered) and HOLD (250, in hold/,
 shown by "posta queue"), a table lookup failure (451 4.3.0). Local submission (sendmail -> postdrop ->
 pickup): REJECT returns the message to the sender, HOLD with REPLACE
-puts the changed message into hold/, DISCARD drops it. A message that
+puts the changed message into hold/, DISCARD drops it, DEFER leaves it in
+maildrop/. A message that
 was answered 250 is delivered or held, except for DISCARD.
 
 DIAGNOSTICS: every wait is bounded (conftest DELIVERY_TIMEOUT) and a
@@ -197,7 +198,8 @@ def test_pickup_hold_replace_and_discard(inst, users):
     alice, bob = users.alice, users.bob
     tables(inst, header=("/^Subject: (hold.*)/ REPLACE Subject: [held] $1\n"
                          "/^X-Hold:/ HOLD local hold\n"
-                         "/^Subject: throw/ DISCARD\n"),
+                         "/^Subject: throw/ DISCARD\n"
+                         "/^Subject: later/ DEFER not now\n"),
            body="/^secret/ IGNORE\n")
     inst.start()
     held_text = ("From: %s\nTo: %s\nSubject: hold this\nX-Hold: 1\n\nkept\nsecret line\n"
@@ -205,6 +207,7 @@ def test_pickup_hold_replace_and_discard(inst, users):
     assert sendmail(inst, alice.addr, bob.addr, held_text).returncode == 0
     assert sendmail(inst, alice.addr, bob.addr,
                     "Subject: throw away\n\nx\n").returncode == 0
+    assert sendmail(inst, alice.addr, bob.addr, "Subject: later\n\nx\n").returncode == 0
     held = inst.wait_for(lambda: inst.complete_files("hold"), "a message in hold/")
     content = inst.qfile(held[0], "hold")["content"]
     assert b"Subject: [held] hold this\n" in content
@@ -212,9 +215,12 @@ def test_pickup_hold_replace_and_discard(inst, users):
     inst.wait_log(r"\w+: hold: header X-Hold: 1 from local; from=<%s> to=<%s>: local hold$"
                   % (re.escape(alice.addr), re.escape(bob.addr)))
     inst.wait_log(r"\w+: discard: header Subject: throw away from local; ")
-    inst.wait_for(lambda: inst.queue_files("maildrop") == [], "maildrop emptied")
+    # a temporary refusal is never bounced: the file waits in maildrop
+    inst.wait_log(r"(\w+): 450 4\.7\.1 not now: left in maildrop, tried again at the next scan")
+    inst.wait_for(lambda: len(inst.queue_files("maildrop")) == 1, "only the deferred file left")
     inst.wait_queue_empty()
     assert len(inst.complete_files("hold")) == 1
+    assert not inst.mbox(alice.name).exists(), "no notice for a temporary refusal"
 
 
 def test_lookup_failure_defers(inst, users):
