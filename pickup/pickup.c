@@ -22,6 +22,13 @@
  *     and adds the BCC copies (mail/bcc.h), unless receive_override_options
  *     says no_address_mappings; a table failure leaves the maildrop file
  *     for the next scan;
+ *   - applies header_checks and body_checks (mail/msgcheck.h), when
+ *     configured, to the cleaned message: REJECT (and 5NN) bounces it to
+ *     the sender as Postfix does for local submissions (a non-delivery
+ *     notice for every recipient; the message is not queued), DISCARD
+ *     drops it, HOLD queues it into hold/; a temporary refusal (4NN,
+ *     DEFER, REJECT 4.x.x) and a table lookup failure leave the file in
+ *     maildrop for the next scan, as Postfix never bounces those;
  *   - writes a new queue file into incoming/ (fresh queue ID), makes it
  *     durable (fdatasync, directory fsync), removes the maildrop file,
  *     and logs "QID: uid=UID from=<sender>" as Postfix's pickup does,
@@ -55,8 +62,10 @@
 
 #include "mail/addr.h"
 #include "mail/bcc.h"
+#include "mail/bounce.h"
 #include "mail/cleanup.h"
 #include "mail/config.h"
+#include "mail/msgcheck.h"
 #include "mail/qfile.h"
 #include "mail/qid.h"
 #include "mail/server.h"
@@ -79,9 +88,19 @@
 static struct cfg *pk_cfg;
 static struct valias *pk_valias;     /* virtual_alias_maps */
 static struct bcc *pk_bcc;           /* always_bcc, sender/recipient_bcc_maps */
-static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1;
+static int maildrop_fd = -1, incoming_fd = -1, corrupt_fd = -1, hold_fd = -1;
+static struct msgcheck_conf *checks;    /* NULL: no header/body checks */
 static long long size_limit;
 static size_t header_limit;
+
+/* What header/body checks decided for one message. */
+enum pk_fate {
+    PK_QUEUE,       /* into incoming/ */
+    PK_HOLD,        /* into hold/ */
+    PK_GONE,        /* discarded, or bounced: remove the maildrop file */
+    PK_RETRY,       /* leave the maildrop file for the next scan */
+    PK_BAD,         /* the checked content could not be kept: to corrupt/ */
+};
 
 /* log_message_id - log the Message-ID header value of the cleaned message */
 static void log_message_id(const char *qid, const struct buf *msg)
@@ -255,14 +274,14 @@ static bool write_recipients(struct qfile_writer *w, const struct drop *d, const
     return ok;
 }
 
-/* write_queue_file - the cleaned message into incoming/qid, durable; false on error */
+/* write_queue_file - the cleaned message into dir/qid (incoming/, hold/), durable; false on error */
 static bool write_queue_file(const struct qfile *q, const struct drop *d,
-                             const struct buf *msg, const char *qid)
+                             const struct buf *msg, const char *qid, int dirfd)
 {
-    struct qfile_writer *w = qfw_create(incoming_fd, qid);
+    struct qfile_writer *w = qfw_create(dirfd, qid);
 
     if (w == NULL) {
-        msg_warn("create incoming/%s: %m", qid);
+        msg_warn("create %s/%s: %m", dirfd == hold_fd ? "hold" : "incoming", qid);
         return false;
     }
     qfw_recordf(w, QREC_TIME, "%lld.%0*ld", q->arrival_sec, USEC_DIGITS, q->arrival_usec);
@@ -278,7 +297,7 @@ static bool write_queue_file(const struct qfile *q, const struct drop *d,
     }
     qfw_record(w, QREC_MESSAGE, "", 0);
     qfw_content(w, buf_str(msg), msg->len);
-    if (qfw_finish(w) < 0 || fdatasync(qfw_fd(w)) < 0 || fsync(incoming_fd) < 0) {
+    if (qfw_finish(w) < 0 || fdatasync(qfw_fd(w)) < 0 || fsync(dirfd) < 0) {
         errno = qfw_error(w) ? qfw_error(w) : errno;
         msg_warn("%s: write queue file: %m", qid);
         qfw_abort(w);
@@ -286,6 +305,116 @@ static bool write_queue_file(const struct qfile *q, const struct drop *d,
     }
     qfw_close(w);
     return true;
+}
+
+/* Header/body checks of one message: the new content and the log origin. */
+struct pk_check {
+    const char *qid;
+    struct buf origin;     /* "from local; from=<s> to=<r>" */
+    struct buf out;
+    bool overflow;         /* out could not hold it all */
+};
+
+/* check_out - the checked content */
+static void check_out(void *ctx, const char *p, size_t n)
+{
+    struct pk_check *pc = ctx;
+
+    if (!pc->overflow && buf_append(&pc->out, p, n) < 0)
+        pc->overflow = true;
+}
+
+/* check_log - Postfix's "QID: reject: header ... from local; from=<s> to=<r>: text" */
+static void check_log(void *ctx, const struct msgcheck_event *ev)
+{
+    struct pk_check *pc = ctx;
+    struct buf line = BUF_INIT;
+
+    msgcheck_log_line(&line, pc->qid, ev, buf_str(&pc->origin));
+    msg_info("%s", buf_str(&line));
+    buf_free(&line);
+}
+
+/* bounce_rejected - return a rejected submission to its sender; false on a write error */
+static bool bounce_rejected(struct qfile *q, const struct drop *d, const char *qid,
+                            const struct msgcheck_verdict *v)
+{
+    struct bounce_rcpt *br = xcalloc(d->nrcpts, sizeof(*br));
+    char dsn[MSGCHECK_ENH_MAX], new_qid[QID_MAX];
+    char *saved_sender = q->sender, *saved_qid = q->qid;
+    bool ok;
+
+    /* a notice is about a failure: class 5 even for a 4NN action */
+    snprintf(dsn, sizeof(dsn), "5%s", v->enh + 1);
+    for (size_t i = 0; i < d->nrcpts; i++) {
+        br[i].address = d->rcpts[i];
+        br[i].orig = d->rcpts[i];
+        br[i].dsn = dsn;
+        br[i].text = v->text;
+    }
+    /* the notice is about the message as queued: its qualified sender and queue ID */
+    q->sender = d->sender;
+    q->qid = (char *)qid;
+    ok = bounce_notify(pk_cfg, q, BOUNCE_FAILED, br, d->nrcpts, new_qid) == 0;
+    q->sender = saved_sender;
+    q->qid = saved_qid;
+    if (!ok)
+        msg_warn("%s: write the non-delivery notice: %m (will retry)", qid);
+    for (size_t i = 0; ok && i < d->nrcpts; i++)
+        msg_info("%s: to=<%s>, relay=none, delay=0, dsn=%s, status=bounced (%s)", qid,
+                 d->rcpts[i], dsn, v->text);
+    free(br);
+    return ok;
+}
+
+/* check_content - header_checks and body_checks on the cleaned message in msg */
+static enum pk_fate check_content(struct qfile *q, const struct drop *d, const char *qid,
+                                  struct buf *msg)
+{
+    struct pk_check pc = {qid, BUF_INIT, BUF_INIT, false};
+    struct msgcheck *m;
+    const struct msgcheck_verdict *v;
+    enum pk_fate fate = PK_QUEUE;
+
+    if (!msgcheck_active(checks))
+        return PK_QUEUE;
+    buf_printf(&pc.origin, "from local; from=<%s>", d->sender);
+    if (d->nrcpts > 0)
+        buf_printf(&pc.origin, " to=<%s>", d->rcpts[0]);
+    m = msgcheck_new(checks, qid, check_out, check_log, &pc);
+    msgcheck_feed(m, buf_str(msg), msg->len);
+    v = msgcheck_end(m);
+    if (v->unsupported)
+        msg_warn("%s: header/body checks action %s is not supported: ignored", qid,
+                 v->unsupported);
+    switch (v->kind) {
+    case MSGCHECK_ACCEPT:
+        if (pc.overflow) {
+            fate = PK_BAD;
+            break;
+        }
+        fate = v->hold ? PK_HOLD : PK_QUEUE;
+        buf_free(msg);
+        *msg = pc.out;
+        pc.out = (struct buf)BUF_INIT;
+        break;
+    case MSGCHECK_DISCARD:
+        fate = PK_GONE;
+        break;
+    case MSGCHECK_DEFER:
+        if (!v->tempfail)
+            msg_info("%s: %d %s %s: left in maildrop, tried again at the next scan", qid,
+                     v->code, v->enh, v->text);
+        fate = PK_RETRY;
+        break;
+    case MSGCHECK_REJECT:
+        fate = bounce_rejected(q, d, qid, v) ? PK_GONE : PK_RETRY;
+        break;
+    }
+    msgcheck_free(m);
+    buf_free(&pc.origin);
+    buf_free(&pc.out);
+    return fate;
 }
 
 /* pickup_file - one maildrop file; true if a message was queued */
@@ -382,8 +511,25 @@ static bool pickup_file(const char *name)
         why = "no recipients";
         goto bad;
     }
+    enum pk_fate fate = check_content(q, &d, qid, &co.msg);
+
+    if (fate == PK_BAD) {
+        cleanup_out_free(&co);
+        why = "content too large after header/body checks";
+        goto bad;
+    }
+    if (fate == PK_RETRY || fate == PK_GONE) {
+        if (fate == PK_GONE) {
+            msg_info("%s: uid=%lld from=<%s>", qid, d.uid, q->sender);
+            if (unlinkat(maildrop_fd, name, 0) < 0)
+                msg_warn("maildrop/%s: remove: %m", name);
+            queued = true;  /* a notice may wait in incoming/ */
+        }
+        cleanup_out_free(&co);
+        goto out;
+    }
     pickup_dkim_sign(qid, &co.msg);     /* our mail: signed once, when queued */
-    if (write_queue_file(q, &d, &co.msg, qid)) {
+    if (write_queue_file(q, &d, &co.msg, qid, fate == PK_HOLD ? hold_fd : incoming_fd)) {
         msg_info("%s: uid=%lld from=<%s>", qid, d.uid, q->sender);
         log_message_id(qid, &co.msg);
         if (unlinkat(maildrop_fd, name, 0) < 0)
@@ -474,11 +620,17 @@ static void pickup_accept(struct server_ctx *ctx, int fd, const struct sockaddr 
 /* pickup_pre_jail - open the directories while we still can */
 static void pickup_pre_jail(struct server_ctx *ctx)
 {
+    unsigned overrides;
+
     maildrop_fd = open_dir(ctx->cfg, "maildrop");
     incoming_fd = open_dir(ctx->cfg, "incoming");
     corrupt_fd = open_dir(ctx->cfg, "corrupt");
+    hold_fd = open_dir(ctx->cfg, "hold");
+    overrides = cleanup_receive_overrides(ctx->cfg);
+    if (!(overrides & RECEIVE_NO_HEADER_BODY))
+        checks = msgcheck_conf_load(ctx->cfg);  /* tables may be readable by root only */
     pickup_dkim_pre_jail(ctx->cfg);     /* DKIM keys are readable by root */
-    if (!(cleanup_receive_overrides(ctx->cfg) & RECEIVE_NO_ADDRESS_MAPPINGS)) {
+    if (!(overrides & RECEIVE_NO_ADDRESS_MAPPINGS)) {
         pk_valias = valias_open(ctx->cfg);
         pk_bcc = bcc_open(ctx->cfg);
     }

@@ -14,7 +14,11 @@
  * is remembered for the log ("QID: message-id=<...>"), and Received:
  * fields are counted: more than hopcount_limit (a mail loop) is refused
  * at the end of data with 554 5.4.0 "Error: too many hops", as Postfix
- * does (fields longer than 998 bytes are not counted). When mail
+ * does (fields longer than 998 bytes are not counted). With
+ * header_checks or body_checks (mail/msgcheck.h) the content, our own
+ * Received: field included, passes through the checks first; at the end
+ * of data their REJECT is the reply (the file is removed), DISCARD and
+ * HOLD go to txn_discard/txn_hold. When mail
  * authentication is on (mailauth.c) the content after Received: is held
  * back until the end of data, so that Authentication-Results or a
  * DKIM-Signature can go on top; the reply waits for its verdict.
@@ -34,6 +38,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mail/msgcheck.h"
 #include "mail/qcommit.h"
 #include "mail/qfile.h"
 #include "mail/trigger.h"
@@ -62,6 +67,8 @@ void data_abort(struct session *s)
         s->qf = NULL;
     }
     mailauth_abort(s);
+    msgcheck_free(s->mc);
+    s->mc = NULL;
     buf_reset(&s->hdr);
     s->too_big = false;
     s->held = false;
@@ -129,8 +136,51 @@ static void data_sink(void *ctx, const char *p, size_t n)
     }
     if (s->hdr_state != HDR_DONE)
         hdr_scan(s, p, n);
-    if (!mailauth_content(s, p, n))
+    if (s->mc != NULL)
+        msgcheck_feed(s->mc, p, n);
+    else if (!mailauth_content(s, p, n))
         qfw_content(s->qf, p, n);
+}
+
+/* mc_out - checked content: to mailauth or the file (our Received: straight to the file) */
+static void mc_out(void *ctx, const char *p, size_t n)
+{
+    struct session *s = ctx;
+
+    if (s->qf != NULL && (s->mc_trace || !mailauth_content(s, p, n)))
+        qfw_content(s->qf, p, n);
+}
+
+/* mc_log - "QID: reject: header TEXT from NAME[ADDR]; from=<> to=<> proto=P helo=<H>: ..." */
+static void mc_log(void *ctx, const struct msgcheck_event *ev)
+{
+    struct session *s = ctx;
+    struct buf origin = BUF_INIT, line = BUF_INIT;
+
+    (void)buf_printf(&origin, "from %s[%s]; from=<%s>", s->name, s->addr,
+                     s->sender ? s->sender : "");
+    if (s->nrcpt > 0)
+        (void)buf_printf(&origin, " to=<%s>", s->rcpts[0].addr);
+    (void)buf_printf(&origin, " proto=%s helo=<%s>", session_protocol(s),
+                     s->helo ? s->helo : "");
+    msgcheck_log_line(&line, s->qid, ev, buf_str(&origin));
+    msg_info("%s", buf_str(&line));
+    buf_free(&origin);
+    buf_free(&line);
+}
+
+/* checks_start - header/body checks for this message; our Received: goes first */
+static void checks_start(struct session *s, const struct buf *rcv)
+{
+    if (!msgcheck_active(smtpd_conf.checks)) {
+        qfw_content(s->qf, rcv->data, rcv->len);
+        return;
+    }
+    s->mc = msgcheck_new(smtpd_conf.checks, s->qid, mc_out, mc_log, s);
+    s->mc_trace = true;
+    msgcheck_feed(s->mc, rcv->data, rcv->len);
+    msgcheck_field_end(s->mc);
+    s->mc_trace = false;
 }
 
 /* write_error - the answer to a queue file that cannot be written */
@@ -187,7 +237,7 @@ static int data_open(struct session *s, struct smtpd_result *r)
     }
     qfw_record(s->qf, QREC_MESSAGE, "", 0);
     received_header(s, &rcv, s->nrcpt == 1 ? s->rcpts[0].addr : NULL);
-    qfw_content(s->qf, rcv.data, rcv.len);
+    checks_start(s, &rcv);
     buf_free(&rcv);
     mailauth_data_start(s);
     dd_init(&s->dd, s->bare_lf_exempt ? DD_BARE_LF_NORMALIZE : smtpd_conf.bare_lf,
@@ -298,6 +348,37 @@ static void data_end_reply(struct session *s, enum smtpd_verb v, struct smtpd_re
     session_reset_transaction(s);
 }
 
+/*
+ * checks_end - the verdict of header/body checks; true when the message
+ * was refused (replied and dropped)
+ */
+static bool checks_end(struct session *s, enum smtpd_verb v)
+{
+    const struct msgcheck_verdict *mv = msgcheck_end(s->mc);
+    char enh[MSGCHECK_ENH_MAX];
+    char *text;
+    int code;
+
+    if (mv->unsupported)
+        msg_warn("%s: header/body checks action %s is not supported: ignored", s->qid,
+                 mv->unsupported);
+    if (mv->kind == MSGCHECK_DISCARD)
+        txn_discard(s, mv->text);
+    else if (mv->hold)
+        txn_hold(s, mv->hold_text);
+    if (mv->kind != MSGCHECK_REJECT && mv->kind != MSGCHECK_DEFER) {
+        msgcheck_free(s->mc);
+        s->mc = NULL;
+        return false;
+    }
+    code = mv->code;
+    snprintf(enh, sizeof(enh), "%s", mv->enh);
+    text = xstrdup(mv->text);
+    data_end_reply(s, v, (struct smtpd_result){code, enh, text});  /* frees s->mc */
+    free(text);
+    return true;
+}
+
 /* data_finish - end of the content: refuse, drop, or finish (hold) and commit */
 void data_finish(struct session *s, enum smtpd_verb v)
 {
@@ -312,6 +393,8 @@ void data_finish(struct session *s, enum smtpd_verb v)
         data_end_reply(s, v, (struct smtpd_result){554, "5.4.0", "Error: too many hops"});
         return;
     }
+    if (s->mc != NULL && checks_end(s, v))
+        return;
     if (s->act.discard != NULL) {
         msg_info("%s: discard: %s", s->qid, *s->act.discard ? s->act.discard : "DISCARD action");
         data_end_reply(s, v, (struct smtpd_result){250, "2.0.0", NULL});

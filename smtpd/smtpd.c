@@ -26,6 +26,7 @@
 #include "mail/cleanup.h"
 #include "mail/config.h"
 #include "mail/matchlist.h"
+#include "mail/msgcheck.h"
 #include "mail/qcommit.h"
 #include "mail/server.h"
 #include "mail/spool.h"
@@ -232,6 +233,9 @@ static void smtpd_load(struct cfg *cfg)
     c->incoming_fd = spool_dir_fd(cfg, "incoming");
     c->hold_fd = spool_dir_fd(cfg, "hold");
     c->content_filter = cfg_str(cfg, "content_filter");
+    /* header/body check tables may be readable by root only */
+    if (!(c->overrides & RECEIVE_NO_HEADER_BODY))
+        c->checks = msgcheck_conf_load(cfg);
     qcommit_init(c->incoming_fd, cfg_str(cfg, "posta_queue_sync"));
 }
 

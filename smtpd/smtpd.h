@@ -37,6 +37,8 @@ struct valias;
 struct bcc;
 struct qfile_writer;
 struct dns_req;
+struct msgcheck;
+struct msgcheck_conf;
 
 /* Session states: which commands are allowed is decided from these. */
 enum smtpd_state {
@@ -189,6 +191,8 @@ struct session {
     /* actions (actions.c): of this message, and from HELO for the session */
     struct smtpd_actions act, sess_act;
     bool held;                     /* the unfinished file is in hold/ */
+    struct msgcheck *mc;           /* header/body checks of this message, or NULL */
+    bool mc_trace;                 /* our Received: goes straight to the file */
 };
 
 /* The configuration smtpd reads once (smtpd.c). */
@@ -230,6 +234,7 @@ struct smtpd_conf {
     int incoming_fd;
     int hold_fd;
     const char *content_filter;    /* content_filter: "transport:nexthop" or "" */
+    struct msgcheck_conf *checks;  /* header/body checks; NULL: none */
 
     /* TLS */
     struct tls_ctx *tls_ctx;       /* NULL: no TLS (level none or no certificate) */
