@@ -13,21 +13,14 @@ import subprocess
 
 import helpers
 from conftest import BUILD, set_delivery
+from test_restrictions import configure as configure_restrictions
 
 NEVER = 1          # QNOTIFY_NEVER
 
 
 def configure(inst, tables, **params):
     """configure - the tables (texthash, TABLE:name) and settings; start."""
-    paths = {}
-    for name, text in tables.items():
-        path = inst.etc / name
-        path.write_text(text)
-        paths[name] = "texthash:%s" % path
-    for name, value in params.items():
-        for tname, spec in paths.items():
-            value = value.replace("TABLE:" + tname, spec)
-        inst.set_param(name, value)
+    configure_restrictions(inst, params, tables, None)
     inst.start()
 
 

@@ -14,7 +14,6 @@
  */
 #include "util/sys.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -27,33 +26,12 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 
+#include "golden.h"
+
 #define SUFFIX_CF ".cf"
-#define MAX_CASES 100
+#define GOLDEN_SUB "valias"
+#define MIN_CASES 3
 #define TEST_QID "4ABCDEF0123"
-
-/* golden_dir - where the golden files are */
-static char *golden_dir(void)
-{
-    const char *src = getenv("POSTA_SRCDIR");
-
-    return xasprintf("%s/tests/golden/valias", src && *src ? src : ".");
-}
-
-/* slurp - a whole file into b; false if unreadable */
-static bool slurp(const char *path, struct buf *b)
-{
-    FILE *f = fopen(path, "r");
-    char chunk[4096];
-    size_t n;
-
-    buf_reset(b);
-    if (f == NULL)
-        return false;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_append(b, chunk, n);
-    fclose(f);
-    return true;
-}
 
 /* match_name - yes/no/tempfail */
 static const char *match_name(enum match_result m)
@@ -93,21 +71,18 @@ static void expand_line(struct valias *va, const char *addr, struct buf *out)
     valias_list_free(&l);
 }
 
-/* run_case - expand every address of NAME.in under NAME.cf into out */
-static void run_case(const char *dir, const char *name, struct buf *out)
+/* render_case - expand every address of NAME.in under the main.cf text of NAME.cf */
+static void render_case(const char *file, char *text, size_t len, struct buf *out)
 {
-    struct buf text = BUF_INIT, in = BUF_INIT;
-    char *path = xasprintf("%s/%s.cf", dir, name);
-    struct cfg *cfg;
-    struct valias *va;
+    char *dir = golden_dir(GOLDEN_SUB);
+    char *path = xasprintf("%s/%.*s.in", dir, (int)(strlen(file) - strlen(SUFFIX_CF)), file);
+    size_t inlen;
+    char *in = golden_read_file(path, &inlen);
+    struct cfg *cfg = load_cfg(text, len, file);
+    struct valias *va = valias_open(cfg);
 
-    assert_true(slurp(path, &text));
-    cfg = load_cfg(text.data, text.len, path);
-    free(path);
-    path = xasprintf("%s/%s.in", dir, name);
-    assert_true(slurp(path, &in));
-    va = valias_open(cfg);
-    for (char *line = in.data, *next; line && *line; line = next) {
+    assert_non_null(in);
+    for (char *line = in, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = 0;
@@ -117,9 +92,9 @@ static void run_case(const char *dir, const char *name, struct buf *out)
     }
     valias_close(va);
     cfg_free(cfg);
+    free(in);
     free(path);
-    buf_free(&text);
-    buf_free(&in);
+    free(dir);
 }
 
 /* same_output - the comparison the golden test makes */
@@ -131,38 +106,8 @@ static bool same_output(const struct buf *got, const struct buf *want)
 /* test_golden - every NAME.cf in the golden directory */
 static void test_golden(void **state)
 {
-    char *dir = golden_dir();
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int cases = 0;
-
     (void)state;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        struct buf got = BUF_INIT, want = BUF_INIT;
-        char *name, *path;
-
-        if (len <= strlen(SUFFIX_CF) ||
-            strcmp(e->d_name + len - strlen(SUFFIX_CF), SUFFIX_CF))
-            continue;
-        name = xstrndup(e->d_name, len - strlen(SUFFIX_CF));
-        run_case(dir, name, &got);
-        if (getenv("POSTA_GOLDEN_PRINT"))
-            printf("== %s\n%s", name, buf_str(&got));
-        path = xasprintf("%s/%s.out", dir, name);
-        assert_true(slurp(path, &want));
-        if (!same_output(&got, &want))
-            fail_msg("%s: expansion differs from %s:\n%s", name, path, buf_str(&got));
-        cases++;
-        free(path);
-        free(name);
-        buf_free(&got);
-        buf_free(&want);
-    }
-    closedir(d);
-    free(dir);
-    assert_true(cases > 0 && cases < MAX_CASES);
+    golden_run_dir(GOLDEN_SUB, SUFFIX_CF, MIN_CASES, render_case);
 }
 
 /* test_detects_change - another table gives another answer, and the comparison sees it */
