@@ -73,7 +73,6 @@ static const struct {
     {"masquerade_domains", ""},
     {"milter_default_action", "tempfail"},
     {"non_smtpd_milters", ""},
-    {"queue_minfree", "0"},
     {"recipient_canonical_maps", ""},
     {"require_home_directory", "no"},
     {"sender_canonical_maps", ""},

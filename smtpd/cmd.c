@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "mail/addr.h"
 #include "mail/qfile.h"
@@ -249,6 +250,33 @@ static int addr_error(struct session *s, enum addr_status st, bool sender)
     return 501;
 }
 
+/*
+ * queue_space_ok - room in the queue file system for this message: at
+ * least max(queue_minfree, 1.5 x message_size_limit) free beyond the
+ * declared SIZE, as Postfix's smtpd asks (else 452 4.3.1)
+ */
+static bool queue_space_ok(const struct session *s)
+{
+    struct statvfs fs;
+    unsigned long long avail, need = smtpd_conf.queue_minfree;
+    unsigned long long by_limit = smtpd_conf.size_limit + smtpd_conf.size_limit / 2;
+
+    if (by_limit > need)
+        need = by_limit;
+    if (fstatvfs(smtpd_conf.incoming_fd, &fs) < 0) {
+        msg_warn("statvfs of the queue: %m");
+        return true;    /* the write path still catches a full disk (452) */
+    }
+    avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+    if (s->decl_size > 0)
+        need += (unsigned long long)s->decl_size;
+    if (avail >= need)
+        return true;
+    msg_warn("not enough free space in mail queue: %llu bytes < %llu (queue_minfree, 1.5 x "
+             "message_size_limit and the declared size)", avail, need);
+    return false;
+}
+
 /* cmd_mail - MAIL FROM:<path> [params] */
 int cmd_mail(struct session *s, const char *arg)
 {
@@ -290,6 +318,10 @@ int cmd_mail(struct session *s, const char *arg)
     smtpcmd_params_free(&prm);
     if (code == 0 && a.has_8bit && !utf8)
         code = addr_error(s, ADDR_ERR_UTF8, true);
+    if (code == 0 && !queue_space_ok(s)) {
+        reply(s, 452, "4.3.1", "Insufficient system storage");
+        code = 452;
+    }
     if (code == 0)
         code = policy_mail(s, a.addr, arg, cmd_mail);
     if (code != 0) {

@@ -208,6 +208,7 @@ struct smtpd_conf {
     unsigned junk_limit;           /* smtpd_junk_command_limit; 0: none */
     uint64_t error_sleep_ms;
     uint64_t size_limit;           /* 0: none */
+    uint64_t queue_minfree;        /* bytes the queue file system keeps free */
     bool disable_vrfy;
     bool smtputf8;
     bool helo_required;

@@ -302,7 +302,7 @@ const struct param_def param_table[] = {
     {"queue_directory", PARAM_STR, POSTA_QUEUE_DIR, 0, 0, 0,
      "Directory of the mail queue."},
     {"queue_minfree", PARAM_INT, "0", 0, PARAM_SIZE_MAX, 0,
-     "Free bytes the queue file system must keep before mail is accepted (0: no check)."},
+     "Free bytes the queue file system must keep: smtpd answers MAIL with 452 below this, 1.5 x message_size_limit and SIZE."},
     {"queue_run_delay", PARAM_TIME, "300s", 1, PARAM_TIME_MAX, 's',
      "Time between scans of the deferred queue."},
     {"receive_override_options", PARAM_LIST, "", 0, 0, 0,

@@ -483,3 +483,22 @@ def test_recipient_rate_limit(inst):
         assert (code, " ".join(text)) == (
             450, "4.7.1 Error: too many recipients from 127.0.0.2"), text
     assert "Recipient address rate limit exceeded: 3 from unknown[127.0.0.2]" in inst.log()
+
+
+def test_queue_space(inst):
+    """MAIL is refused 452 4.3.1 when the queue file system lacks room (queue_minfree, SIZE)."""
+    inst.set_param("message_size_limit", "0")
+    inst.start()
+    with inst.raw() as c:
+        c.greet()
+        # SIZE beyond the free space of any disk here (an exabyte)
+        code, text = c.cmd("MAIL FROM:<a@localhost> SIZE=%d" % 10 ** 18)
+        assert (code, " ".join(text)) == (452, "4.3.1 Insufficient system storage"), text
+        assert c.cmd("MAIL FROM:<a@localhost> SIZE=1000")[0] == 250
+    assert "not enough free space in mail queue" in inst.log()
+    inst.stop()
+    inst.set_param("queue_minfree", str(10 ** 18))
+    inst.start()
+    with inst.raw() as c:
+        c.greet()
+        assert c.cmd("MAIL FROM:<a@localhost>")[0] == 452
