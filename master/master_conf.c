@@ -77,7 +77,6 @@ static const struct {
     {"require_home_directory", "no"},
     {"sender_canonical_maps", ""},
     {"smtp_tls_session_cache_database", ""},
-    {"smtpd_end_of_data_restrictions", ""},
     {"smtpd_milters", ""},
     {"smtpd_reject_footer", ""},
     {"unknown_virtual_mailbox_reject_code", "550"},

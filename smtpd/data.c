@@ -245,6 +245,7 @@ static int data_open(struct session *s, struct smtpd_result *r)
     s->dd.out_bytes = 0;
     s->hdr_state = HDR_BOL;
     s->hops = 0;
+    s->eod_done = false;
     buf_reset(&s->hdr);
     s->too_big = false;
     free(s->msgid);
@@ -379,6 +380,14 @@ static bool checks_end(struct session *s, enum smtpd_verb v)
     return true;
 }
 
+/* data_eod_again - the end-of-data restrictions answered after a wait: finish */
+static int data_eod_again(struct session *s, const char *arg)
+{
+    (void)arg;
+    data_finish(s, s->chunk_last ? V_BDAT : V_DATA);
+    return REPLY_LATER;     /* data_finish replied and counted */
+}
+
 /* data_finish - end of the content: refuse, drop, or finish (hold) and commit */
 void data_finish(struct session *s, enum smtpd_verb v)
 {
@@ -395,6 +404,18 @@ void data_finish(struct session *s, enum smtpd_verb v)
     }
     if (s->mc != NULL && checks_end(s, v))
         return;
+    if (!s->eod_done) {
+        struct smtpd_result r;
+        int pcode = policy_eod(s, data_eod_again, &r);
+
+        if (pcode == POLICY_LATER)
+            return;     /* a lookup or a policy server: data_eod_again comes back here */
+        s->eod_done = true;
+        if (pcode != 0) {
+            data_end_reply(s, v, r);
+            return;
+        }
+    }
     if (s->act.discard != NULL) {
         msg_info("%s: discard: %s", s->qid, *s->act.discard ? s->act.discard : "DISCARD action");
         data_end_reply(s, v, (struct smtpd_result){250, "2.0.0", NULL});

@@ -12,7 +12,8 @@
  * connects (a refusal replaces the 220 greeting, and every later command
  * but QUIT is answered 503 5.7.0 "Error: access denied for NAME[ADDR]"),
  * the HELO list at HELO/EHLO, the sender list at MAIL. The data
- * list is evaluated at DATA and at the first BDAT. After the recipient
+ * list is evaluated at DATA and at the first BDAT, the end-of-data list
+ * once the content has arrived (before the commit). After the recipient
  * list comes the unlisted-recipient check (smtpd_reject_unlisted_recipient).
  * defer_if_permit, defer_if_reject and warn_if_reject carry over the
  * whole evaluation of one command, as in Postfix.
@@ -79,7 +80,7 @@ static size_t nintern;
 const char *subj_class(enum subject subj)
 {
     static const char *const names[] = {"Client host", "Helo command", "Sender address",
-                                        "Recipient address", "Data command"};
+                                        "Recipient address", "Data command", "End-of-data"};
 
     return names[subj];
 }
@@ -99,6 +100,7 @@ const char *subj_name(struct eval *e, enum subject subj, struct buf *tmp)
     case SUBJ_RCPT:
         return e->rcpt ? e->rcpt : "";
     case SUBJ_DATA:
+    case SUBJ_EOD:
         return e->verb_name;
     }
     return "";
@@ -121,7 +123,7 @@ void log_reject(struct eval *e, const char *kind, int code, const char *enh,
         (void)buf_printf(&b, "%sfrom=<%s>", sep, e->sender ? e->sender : "");
         sep = " ";
     }
-    if (e->stage == PS_DATA && to == NULL && s->nrcpt > 0)
+    if (e->stage >= PS_DATA && to == NULL && s->nrcpt > 0)
         to = s->rcpts[0].addr;
     if (to != NULL) {
         (void)buf_printf(&b, "%sto=<%s>", sep, to);
@@ -556,6 +558,8 @@ static bool pipelined(const struct eval *e)
 
     if (s->in.len <= s->in_pos)
         return false;
+    if (e->stage == PS_EOD)
+        return false;       /* after the content, the next command may follow */
     if (e->stage == PS_DATA)
         return e->verb == V_DATA;
     return !s->esmtp;
@@ -1007,6 +1011,21 @@ int policy_data(struct session *s, const char *verb, const char *arg, policy_aga
     return eval_start(e, r);
 }
 
+/* policy_eod - the end of the content: the end-of-data list */
+int policy_eod(struct session *s, policy_again_fn *again, struct smtpd_result *r)
+{
+    struct eval *e = take_reentry(s);
+
+    if (e != NULL)
+        return eval_apply(e, r);
+    if (pc.rc.eod.n == 0)
+        return 0;
+    e = eval_new(s, PS_EOD, s->chunk_last ? V_BDAT : V_DATA, "END-OF-MESSAGE", "", again);
+    e->sender = xstrdup(s->sender ? s->sender : "");
+    eval_add(e, &pc.rc.eod, SUBJ_EOD);
+    return eval_start(e, r);
+}
+
 /* ---------- configuration ---------- */
 
 /* tf_action - unknown_address_tempfail_action and friends */
@@ -1067,9 +1086,8 @@ static void open_services(struct restr_list *l, const struct pol_spec *defaults)
 /* policy_init - parse every list, open its tables, set up DNS; fatal on any error */
 void policy_init(struct cfg *cfg)
 {
-    const struct restr_list *all[] = {&pc.rc.client, &pc.rc.helo, &pc.rc.sender,
-                                      &pc.rc.relay, &pc.rc.rcpt, &pc.rc.data};
-    size_t n;
+    struct restr_list *lists[RESTR_LISTS];
+    size_t n, nlists;
     char **maps;
     const char *err = NULL;
     char *why = NULL;
@@ -1077,21 +1095,20 @@ void policy_init(struct cfg *cfg)
 
     if (!restr_config_load(cfg, true, &pc.rc, &why))
         msg_fatal("%s", why);
+    nlists = restr_config_lists(&pc.rc, lists);
     {
-        struct restr_list *lists[] = {&pc.rc.client, &pc.rc.helo, &pc.rc.sender,
-                                      &pc.rc.relay, &pc.rc.rcpt, &pc.rc.data};
         struct pol_spec defaults;
 
         pol_client_init(cfg);
         pol_spec_defaults(cfg, &defaults);
-        for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        for (size_t i = 0; i < nlists; i++)
             open_services(lists[i], &defaults);
         for (size_t i = 0; i < pc.rc.classes.n; i++)
             open_services(&pc.rc.classes.lists[i], &defaults);
         pol_spec_free(&defaults);
     }
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        dns = dns || uses_dns(all[i]);
+    for (size_t i = 0; i < nlists; i++)
+        dns = dns || uses_dns(lists[i]);
     for (size_t i = 0; i < pc.rc.classes.n; i++)
         dns = dns || uses_dns(&pc.rc.classes.lists[i]);
     pc.delay_reject = cfg_bool(cfg, "smtpd_delay_reject");

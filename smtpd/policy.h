@@ -72,7 +72,7 @@ struct restr_classes {
 
 /* restr_config - every restriction list of a configuration */
 struct restr_config {
-    struct restr_list client, helo, sender, relay, rcpt, data;
+    struct restr_list client, helo, sender, relay, rcpt, data, eod;
     struct restr_classes classes;
 };
 
@@ -104,6 +104,9 @@ void restr_list_free(struct restr_list *l);
  */
 bool restr_config_load(struct cfg *cfg, bool open_tables, struct restr_config *out, char **err);
 void restr_config_free(struct restr_config *rc);
+/* restr_config_lists - the seven smtpd_*_restrictions lists of rc into out; their count */
+#define RESTR_LISTS 7
+size_t restr_config_lists(struct restr_config *rc, struct restr_list *out[RESTR_LISTS]);
 
 /* What an access table's value says. */
 enum access_kind {
@@ -196,5 +199,11 @@ int policy_rcpt_check(struct session *s, const char *rcpt, const char *domain,
  */
 int policy_data(struct session *s, const char *verb, const char *arg, policy_again_fn *again,
                 struct smtpd_result *r);
+/*
+ * policy_eod - the end of the content (smtpd_end_of_data_restrictions),
+ * before the message is committed; like policy_data, a rejection is
+ * logged and described in *r, not replied to
+ */
+int policy_eod(struct session *s, policy_again_fn *again, struct smtpd_result *r);
 
 #endif

@@ -228,6 +228,7 @@ enum rv check_access(struct eval *e, const struct restr *r, enum subject subj,
         break;
     }
     case SUBJ_DATA:
+    case SUBJ_EOD:
         return RV_DUNNO;
     }
     for (size_t i = 0; i < n; i++) {

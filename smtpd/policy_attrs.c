@@ -31,7 +31,8 @@ void policy_request_build(struct buf *out, const struct session *s, const char *
                           const char *helo, const char *sender, const char *rcpt,
                           const char *context)
 {
-    bool data = strcmp(state, "DATA") == 0 || strcmp(state, "BDAT") == 0;
+    bool eod = strcmp(state, "END-OF-MESSAGE") == 0;
+    bool data = eod || strcmp(state, "DATA") == 0 || strcmp(state, "BDAT") == 0;
     char count[NUM_MAX], size[NUM_MAX], instance[NUM_MAX * 2], keysize[NUM_MAX];
     char saddr[INET_ADDR_MAX + 8], *semi;
     const char *sport = "";
@@ -39,7 +40,11 @@ void policy_request_build(struct buf *out, const struct session *s, const char *
     bool auth = session_authenticated(s);
 
     snprintf(count, sizeof(count), "%zu", data ? s->nrcpt : (size_t)0);
-    snprintf(size, sizeof(size), "%lld", s->decl_size > 0 ? s->decl_size : 0LL);
+    /* at the end of the content, its size; before, what SIZE= declared */
+    if (eod)
+        snprintf(size, sizeof(size), "%llu", (unsigned long long)s->dd.out_bytes);
+    else
+        snprintf(size, sizeof(size), "%lld", s->decl_size > 0 ? s->decl_size : 0LL);
     /* one message of one session: pid, socket, client port, transactions so far */
     snprintf(instance, sizeof(instance), "%x.%x.%s.%u", (unsigned)getpid(), (unsigned)s->fd,
              s->port, s->counts[V_MAIL][0]);

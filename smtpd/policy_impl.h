@@ -46,9 +46,9 @@ struct policy_conf {
 extern struct policy_conf pc;
 
 /* What a generic restriction names in its reply: the subject of its list. */
-enum subject { SUBJ_CLIENT, SUBJ_HELO, SUBJ_SENDER, SUBJ_RCPT, SUBJ_DATA };
+enum subject { SUBJ_CLIENT, SUBJ_HELO, SUBJ_SENDER, SUBJ_RCPT, SUBJ_DATA, SUBJ_EOD };
 
-enum stage { PS_CONNECT, PS_HELO, PS_MAIL, PS_RCPT, PS_DATA };
+enum stage { PS_CONNECT, PS_HELO, PS_MAIL, PS_RCPT, PS_DATA, PS_EOD };
 
 enum rv { RV_DUNNO, RV_PERMIT, RV_DECIDED, RV_SUSPEND };
 

@@ -637,6 +637,7 @@ bool restr_config_load(struct cfg *cfg, bool open_tables, struct restr_config *o
         {"smtpd_relay_restrictions", &out->relay},
         {"smtpd_recipient_restrictions", &out->rcpt},
         {"smtpd_data_restrictions", &out->data},
+        {"smtpd_end_of_data_restrictions", &out->eod},
     };
 
     memset(out, 0, sizeof(*out));
@@ -673,13 +674,23 @@ fail:
     return false;
 }
 
+/* restr_config_lists - every smtpd_*_restrictions list of rc */
+size_t restr_config_lists(struct restr_config *rc, struct restr_list *out[RESTR_LISTS])
+{
+    struct restr_list *lists[RESTR_LISTS] = {&rc->client, &rc->helo, &rc->sender, &rc->relay,
+                                             &rc->rcpt,   &rc->data, &rc->eod};
+
+    memcpy(out, lists, sizeof(lists));
+    return RESTR_LISTS;
+}
+
 /* restr_config_free - release every list and class */
 void restr_config_free(struct restr_config *rc)
 {
-    struct restr_list *lists[] = {&rc->client, &rc->helo, &rc->sender,
-                                  &rc->relay, &rc->rcpt, &rc->data};
+    struct restr_list *lists[RESTR_LISTS];
+    size_t nlists = restr_config_lists(rc, lists);
 
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+    for (size_t i = 0; i < nlists; i++)
         if (lists[i]->param != NULL)
             restr_list_free(lists[i]);
     for (size_t i = 0; i < rc->classes.n; i++)

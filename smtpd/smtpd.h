@@ -191,6 +191,7 @@ struct session {
     /* actions (actions.c): of this message, and from HELO for the session */
     struct smtpd_actions act, sess_act;
     bool held;                     /* the unfinished file is in hold/ */
+    bool eod_done;                 /* smtpd_end_of_data_restrictions have answered */
     struct msgcheck *mc;           /* header/body checks of this message, or NULL */
     bool mc_trace;                 /* our Received: goes straight to the file */
 };

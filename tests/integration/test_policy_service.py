@@ -204,6 +204,27 @@ def test_message_actions(inst, peers):
     assert inst.complete_files("incoming") == []
 
 
+def test_end_of_data(inst, peers):
+    """smtpd_end_of_data_restrictions: the server sees END-OF-MESSAGE with the real size."""
+    peer = peers()
+    configure(inst, "reject_unauth_destination",
+              smtpd_end_of_data_restrictions=service(peer))
+    got = dialog(inst, ["reject@localhost"], data=True)
+    assert [c for c, _ in got] == [250, 354, 554], got
+    assert got[-1][1] == ("5.7.1 <END-OF-MESSAGE>: End-of-data rejected: Policy says no"), got
+    got = dialog(inst, ["ok@localhost"], data=True)
+    assert [c for c, _ in got] == [250, 354, 250], got
+    reqs = peer.requests()
+    assert [q["protocol_state"] for q in reqs] == ["END-OF-MESSAGE"] * 2, reqs
+    body = len(b"Subject: t\n\nbody\n")
+    assert all(int(q["size"]) == body for q in reqs), reqs
+    assert inst.complete_files() != [] and len(inst.complete_files()) == 1
+    log = inst.log()
+    assert "reject: END-OF-MESSAGE from unknown[127.0.0.2]: 554 5.7.1 <END-OF-MESSAGE>: " \
+        "End-of-data rejected: Policy says no; from=<alice@example.net> " \
+        "to=<reject@localhost>" in log, log
+
+
 def test_request_attributes(inst, peers):
     """The request carries what Postfix sends: addresses, names, state, ports, size, context."""
     peer = peers()

@@ -460,6 +460,16 @@ CASES = [
     ("bdat-reject", {"smtpd_data_restrictions": "reject"}, None, OUTSIDE,
      [(mail(NET), 250, None), (rcpt("root@localhost"), 250, None),
       (b"BDAT 7 LAST\r\nhello\r\n", [554], ["554 5.7.1 <BDAT>: Data command rejected: Access denied"])]),
+    ("end-of-data-reject", {"smtpd_end_of_data_restrictions": "reject"}, None, OUTSIDE,
+     [(mail(NET), 250, None), (rcpt("root@localhost"), 250, None), ("DATA", 354, None),
+      (b"Subject: eod\r\n\r\nhi\r\n.\r\n", [554],
+       ["554 5.7.1 <END-OF-MESSAGE>: End-of-data rejected: Access denied"])]),
+    ("end-of-data-bdat-rbl",
+     {"smtpd_end_of_data_restrictions": "reject_rbl_client rbl.test"}, None, OUTSIDE,
+     [(mail(NET), 250, None), (rcpt("root@localhost"), 250, None),
+      (b"BDAT 7 LAST\r\nhello\r\n", [554],
+       ["554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using rbl.test"])],
+     True),
     ("data-rbl", {"smtpd_data_restrictions": "reject_rbl_client rbl.test"}, None, OUTSIDE,
      [(mail(NET), 250, None), (rcpt("root@localhost"), 250, None),
       ("DATA", 554, "blocked using rbl.test")], True),
@@ -501,7 +511,7 @@ def test_restriction(inst, request, case):
         codes = code if isinstance(code, list) else [code]
         if any(c is not None and c >= 400 and c not in (503,) for c in codes) or "pipelining" in str(frag):
             # every rejection by the engine is logged once, in Postfix's form
-            assert re.search(r"(NOQUEUE|[0-9A-Za-z]+): reject: (HELO|EHLO|MAIL|RCPT|DATA|BDAT) from "
+            assert re.search(r"(NOQUEUE|[0-9A-Za-z]+): reject: (CONNECT|HELO|EHLO|MAIL|RCPT|DATA|BDAT|END-OF-MESSAGE) from "
                              r"unknown\[127\.0\.0\.[12]\]: [45]\d\d [45]\.\d+\.\d+ .*"
                              r"proto=E?SMTP helo=<", log), log[-3000:]
 
