@@ -140,6 +140,7 @@ static void local_post_jail(struct server_ctx *ctx)
     c->cfg = cfg;
     c->myhostname = cfg_str(cfg, "myhostname");
     c->home_mailbox = xstrdup(cfg_str(cfg, "home_mailbox"));
+    c->require_home = cfg_bool(cfg, "require_home_directory");
     c->spool_dir = xstrdup(cfg_str(cfg, "mail_spool_directory"));
     c->mailbox_command = xstrdup(cfg_str(cfg, "mailbox_command"));
     c->forward_path = xstrdup(cfg_str(cfg, "forward_path"));

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "mail/deliver.h"
@@ -51,6 +52,7 @@ struct local_conf {
     long long lock_attempts;
     long long lock_delay;              /* seconds */
     bool lock_fcntl, lock_flock, lock_dotlock;
+    bool require_home;           /* require_home_directory */
     unsigned allow_commands, allow_files;   /* LOCAL_ORIGIN_* bits */
     struct dict **alias_maps;
     size_t nalias_maps;
@@ -141,6 +143,8 @@ void privs_free(struct privs *p);
 void privs_default(struct privs *p);
 /* privs_open_as - open path read-only with p's effective IDs; fd or -1 */
 int privs_open_as(const struct privs *p, const char *path);
+/* privs_stat_as - stat path (following links) with p's effective IDs; 0 or -1 */
+int privs_stat_as(const struct privs *p, const char *path, struct stat *st);
 /* privs_run - run fn in a child with p's identity; the result comes back */
 void privs_run(const struct privs *p, long long timeout, void (*fn)(void *ctx, struct dres *r),
                void *ctx, struct dres *r);

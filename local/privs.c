@@ -243,16 +243,34 @@ void privs_run(const struct privs *p, long long timeout, void (*fn)(void *ctx, s
     }
 }
 
-/* privs_open_as - open path read-only with p's effective IDs; fd or -1 */
-int privs_open_as(const struct privs *p, const char *path)
+/* open_ro - open path read-only for privs_as */
+static int open_ro(const char *path, void *unused)
+{
+    (void)unused;
+    return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+}
+
+/* stat_to - stat path into *(struct stat *)st for privs_as */
+static int stat_to(const char *path, void *st)
+{
+    return stat(path, st);
+}
+
+/*
+ * privs_as - fn(path, ctx) with p's effective IDs (when root: switched to
+ * and back, so the kernel applies the user's permissions); its result,
+ * with its errno
+ */
+static int privs_as(const struct privs *p, int (*fn)(const char *path, void *ctx),
+                    const char *path, void *ctx)
 {
     gid_t saved[PRIVS_GROUPS_MAX];
-    int nsaved = getgroups(PRIVS_GROUPS_MAX, saved);
+    int nsaved, rc, e;
     gid_t g = p->gid;
-    int fd, e;
 
     if (geteuid() != 0)
-        return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        return fn(path, ctx);
+    nsaved = getgroups(PRIVS_GROUPS_MAX, saved);
     if (nsaved < 0)
         nsaved = 0;
     if (setgroups(1, &g) < 0 || setegid(p->gid) < 0 || seteuid(p->uid) < 0) {
@@ -262,10 +280,22 @@ int privs_open_as(const struct privs *p, const char *path)
         errno = e;
         return -1;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    rc = fn(path, ctx);
     e = errno;
     if (seteuid(0) < 0 || setegid(0) < 0 || setgroups((size_t)nsaved, saved) < 0)
         msg_fatal("cannot restore root privileges: %m");
     errno = e;
-    return fd;
+    return rc;
+}
+
+/* privs_open_as - open path read-only with p's effective IDs; fd or -1 */
+int privs_open_as(const struct privs *p, const char *path)
+{
+    return privs_as(p, open_ro, path, NULL);
+}
+
+/* privs_stat_as - stat path (following links) with p's effective IDs; 0 or -1 */
+int privs_stat_as(const struct privs *p, const char *path, struct stat *st)
+{
+    return privs_as(p, stat_to, path, st);
 }

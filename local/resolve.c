@@ -10,7 +10,9 @@
  * mailbox. A user without a passwd entry goes to mailbox_transport(_maps),
  * else fallback_transport(_maps), else luser_relay when one is set. A
  * name already being expanded on this path ("name: name, other") goes
- * straight to the user's mailbox.
+ * straight to the user's mailbox. With require_home_directory a home
+ * directory the user cannot reach (an unmounted file system) defers the
+ * delivery to that user (4.3.0) before any of it.
  *
  * DIAGNOSTICS: a lookup table or passwd failure defers (4.3.0); an
  * insecure .forward (not owned by the user or root, or group/world
@@ -327,6 +329,15 @@ static void deliver_user(struct lmsg *m, const struct lrcpt *r, const struct pri
                          const char *lname, const char *ext, bool use_forward,
                          struct dres *res)
 {
+    struct stat st;
+
+    /* require_home_directory: a home not there (an unmounted file system) defers */
+    if (local_conf.require_home && privs_stat_as(u, u->home, &st) < 0) {
+        dres_set(res, DELIVER_DEFERRED, "4.3.0", "cannot access home directory %s: %s",
+                 u->home, strerror(errno));
+        local_log(m, r, res);
+        return;
+    }
     if (use_forward && !in_chain(r, lname) && try_forward(m, r, u, lname, ext, res))
         return;
     if (pass_deliver(m, r, PASS_MAILBOX, u->user, res))

@@ -74,7 +74,6 @@ static const struct {
     {"milter_default_action", "tempfail"},
     {"non_smtpd_milters", ""},
     {"recipient_canonical_maps", ""},
-    {"require_home_directory", "no"},
     {"sender_canonical_maps", ""},
     {"smtp_tls_session_cache_database", ""},
     {"smtpd_milters", ""},

@@ -316,3 +316,21 @@ def test_hash_aliases_built_by_posta_alias(inst, users):
     for u in (bob, carol):
         wait_mbox(inst, inst.mbox(u.name), subject)
     inst.wait_queue_empty()
+
+
+def test_require_home_directory(posta, users):
+    """require_home_directory = yes: a missing home defers; delivered once it is back."""
+    bob = users.bob
+    posta.set_param("require_home_directory", "yes")
+    posta.reload()
+    away = bob.home.with_name(bob.home.name + ".away")
+    subject = helpers.token("home")
+    os.rename(bob.home, away)
+    try:
+        send(posta, users.alice.addr, bob.addr, subject)
+        posta.wait_log(r"to=<%s>.*status=deferred \(cannot access home directory %s: "
+                       r"No such file or directory\)" % (re.escape(bob.addr), re.escape(str(bob.home))))
+    finally:
+        os.rename(away, bob.home)
+    wait_mbox(posta, posta.mbox(bob.name), subject)
+    posta.wait_queue_empty()

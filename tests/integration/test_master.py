@@ -183,7 +183,7 @@ def test_unimplemented_parameter_warns(inst):
     """A Postfix setting posta knows by name but does not act on is named, once, at start."""
     inst.set_param("canonical_maps", "hash:/etc/posta/canonical")
     inst.set_param("masquerade_domains", "example.org")
-    inst.set_param("require_home_directory", "no")     # Postfix's default: no effect anyway
+    inst.set_param("always_add_missing_headers", "no")     # Postfix's default: no effect
     r = inst.posta("start")
     assert r.returncode == 0, output(r, inst)
     inst.wait_ready()
@@ -191,7 +191,7 @@ def test_unimplemented_parameter_warns(inst):
     for name in ("canonical_maps", "masquerade_domains"):
         pat = r"warning: .*main\.cf, line \d+: parameter %s is not implemented by posta" % name
         assert len(re.findall(pat, text)) == 1, text
-    assert "require_home_directory" not in text, text
+    assert "always_add_missing_headers" not in text, text
 
 
 def test_bad_master_cf(inst):
