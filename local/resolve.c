@@ -36,6 +36,7 @@
 #include "util/buf.h"
 #include "util/dict.h"
 #include "util/log.h"
+#include "util/macro.h"
 
 #include "local.h"
 
@@ -165,64 +166,27 @@ struct fwd_vars {
     const char *extension, *recipient, *domain, *local;
 };
 
-/* fwd_var - the value of a forward_path variable, or NULL */
-static const char *fwd_var(const struct fwd_vars *v, const char *name, size_t len)
+/* fwd_var - the value of a forward_path variable, or NULL (macro_lookup_fn) */
+static const char *fwd_var(void *ctx, const char *name, size_t len)
 {
     static const char *names[] = {"home", "user", "shell", "extension", "recipient",
                                   "domain", "local", "recipient_delimiter"};
+    const struct fwd_vars *v = ctx;
     const char *vals[] = {v->u->home, v->u->user, v->u->shell, v->extension, v->recipient,
                           v->domain, v->local, local_conf.recipient_delimiter};
 
     for (size_t i = 0; i < POSTA_ARRAY_LEN(names); i++)
         if (strlen(names[i]) == len && strncmp(names[i], name, len) == 0)
-            return vals[i] && *vals[i] ? vals[i] : NULL;
+            return vals[i];
     return NULL;
 }
 
-/* fwd_expand - $name, ${name}, ${name?text}, ${name:text} */
+/* fwd_expand - forward_path's $name, ${name}, ${name?text}, ${name:text} */
 static char *fwd_expand(const char *text, const struct fwd_vars *v)
 {
     struct buf out = BUF_INIT;
 
-    for (const char *p = text; *p; p++) {
-        if (*p != '$') {
-            buf_putc(&out, *p);
-            continue;
-        }
-        if (p[1] == '$') {
-            buf_putc(&out, '$');
-            p++;
-            continue;
-        }
-        if (p[1] == '{') {
-            const char *name = p + 2, *end = strchr(name, '}');
-            size_t len = strcspn(name, "?:}");
-            const char *val = fwd_var(v, name, len);
-
-            if (end == NULL)
-                break;
-            if (name[len] == '?') {
-                if (val)
-                    buf_append(&out, name + len + 1, (size_t)(end - name - len - 1));
-            } else if (name[len] == ':') {
-                if (!val)
-                    buf_append(&out, name + len + 1, (size_t)(end - name - len - 1));
-            } else if (val) {
-                buf_puts(&out, val);
-            }
-            p = end;
-            continue;
-        }
-        size_t len = 0;
-
-        while (isalnum((unsigned char)p[1 + len]) || p[1 + len] == '_')
-            len++;
-        const char *val = fwd_var(v, p + 1, len);
-
-        if (val)
-            buf_puts(&out, val);
-        p += len;
-    }
+    macro_expand(text, fwd_var, (void *)v, &out);
     return out.data ? buf_steal(&out) : xstrdup("");
 }
 

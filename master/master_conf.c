@@ -77,7 +77,6 @@ static const struct {
     {"sender_canonical_maps", ""},
     {"smtp_tls_session_cache_database", ""},
     {"smtpd_milters", ""},
-    {"smtpd_reject_footer", ""},
     {"unknown_virtual_mailbox_reject_code", "550"},
     {"virtual_mailbox_base", ""},
     {"virtual_mailbox_domains", ""},

@@ -199,6 +199,7 @@ static void smtpd_load(struct cfg *cfg)
     c->hard_errors = (unsigned)positive(cfg, "smtpd_hard_error_limit");
     c->error_sleep_ms = (uint64_t)cfg_time(cfg, "smtpd_error_sleep_time") * MS_PER_SEC;
     c->size_limit = positive(cfg, "message_size_limit");
+    c->reject_footer = cfg_str(cfg, "smtpd_reject_footer");
     c->queue_minfree = positive(cfg, "queue_minfree");
     c->disable_vrfy = cfg_bool(cfg, "disable_vrfy_command");
     c->smtputf8 = cfg_bool(cfg, "smtputf8_enable");

@@ -210,6 +210,7 @@ struct smtpd_conf {
     uint64_t error_sleep_ms;
     uint64_t size_limit;           /* 0: none */
     uint64_t queue_minfree;        /* bytes the queue file system keeps free */
+    const char *reject_footer;     /* smtpd_reject_footer, unexpanded ("" none) */
     bool disable_vrfy;
     bool smtputf8;
     bool helo_required;

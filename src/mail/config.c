@@ -65,6 +65,7 @@ static const char *const cfg_raw_params[] = {
     "forward_path",
     "luser_relay",
     "mailbox_command",
+    "smtpd_reject_footer",
 };
 
 struct cfg_ent {

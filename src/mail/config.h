@@ -71,7 +71,7 @@ char *cfg_expand(struct cfg *cfg, const char *text);
 /*
  * cfg_is_raw - parameters that cfg_str returns unexpanded because their
  * user expands them with extra names at delivery time ($home, $user, ...):
- * forward_path, luser_relay, mailbox_command.
+ * forward_path, luser_relay, mailbox_command, smtpd_reject_footer.
  */
 bool cfg_is_raw(const char *name);
 /* cfg_set_name - i-th name set in main.cf or by -o (file order); NULL at end */

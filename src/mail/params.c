@@ -511,7 +511,7 @@ const struct param_def param_table[] = {
     {"smtpd_recipient_restrictions", PARAM_LIST, "", 0, 0, 0,
      "Access restrictions applied to RCPT TO, after smtpd_relay_restrictions."},
     {"smtpd_reject_footer", PARAM_STR, "", 0, 0, 0,
-     "Optional text appended to every SMTP reject reply."},
+     "Text added to every 4xx/5xx reply of smtpd: \\n starts a line, a leading \\c continues the last; $client_address, $server_name, ... expand."},
     {"smtpd_reject_unlisted_recipient", PARAM_BOOL, "yes", 0, 0, 0,
      "Reject recipients that are not listed for their domain class."},
     {"smtpd_reject_unlisted_sender", PARAM_BOOL, "no", 0, 0, 0,

@@ -502,3 +502,23 @@ def test_queue_space(inst):
     with inst.raw() as c:
         c.greet()
         assert c.cmd("MAIL FROM:<a@localhost>")[0] == 452
+
+
+def test_reject_footer(inst):
+    r"""smtpd_reject_footer: "\c" continues the last line, "\n" adds lines, $macros expand."""
+    inst.set_param("smtpd_reject_footer",
+                   r"\c (ask postmaster) \nFor help: $server_name, client $client_address"
+                   r"${helo_name? helo $helo_name}")
+    inst.start()
+    myhostname = inst.posta("conf", "-h", "myhostname").stdout.strip()
+    with inst.raw() as c:
+        c.greet()
+        assert c.cmd("MAIL FROM:<a@localhost>")[0] == 250
+        code, text = c.cmd("RCPT TO:<nosuch-user-xyz@localhost>")
+        assert code == 550, text
+        assert text[0].endswith("User unknown in local recipient table (ask postmaster) "), text
+        assert text[1] == "5.1.1 For help: %s, client 127.0.0.1 helo client.example" % (
+            myhostname), text
+        assert len(text) == 2
+        # a 2xx reply has no footer
+        assert c.cmd("NOOP") == (250, ["2.0.0 Ok"])
