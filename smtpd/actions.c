@@ -119,6 +119,10 @@ static char *dup_or_null(const char *p)
 void actions_start(struct session *s)
 {
     const struct smtpd_actions *sa = &s->sess_act;
+
+    if (sa->hold == NULL && sa->discard == NULL && sa->redirect == NULL && sa->filter == NULL
+        && sa->nbcc == 0 && sa->prepend.len == 0)
+        return;     /* the common case: nothing decided at connect or HELO */
     struct smtpd_actions all = {
         .hold = dup_or_null(sa->hold), .discard = dup_or_null(sa->discard),
         .redirect = dup_or_null(sa->redirect), .filter = dup_or_null(sa->filter),
@@ -136,7 +140,7 @@ void actions_start(struct session *s)
     s->act = all;
 }
 
-/* actions_envelope - content_filter and the recipients of the queue file */
+/* actions_envelope - the content_filter attribute: FILTER, else the setting */
 void actions_envelope(struct session *s, struct qfile_writer *qf)
 {
     const char *filter = s->act.filter ? s->act.filter : smtpd_conf.content_filter;

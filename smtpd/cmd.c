@@ -33,6 +33,7 @@
 #include "smtpd.h"
 
 #define EHLO_MAX_KEYWORDS 16
+#define QUEUE_SPACE_RECHECK_MS 1000   /* queue_minfree: how often free space is looked at */
 
 /* helo_common - HELO and EHLO: remember the name, reset the transaction */
 static bool helo_common(struct session *s, const char *verb, const char *arg)
@@ -257,17 +258,25 @@ static int addr_error(struct session *s, enum addr_status st, bool sender)
  */
 static bool queue_space_ok(const struct session *s)
 {
-    struct statvfs fs;
-    unsigned long long avail, need = smtpd_conf.queue_minfree;
+    static uint64_t checked_at;         /* event_now() of the last statvfs */
+    static unsigned long long avail;    /* free bytes it found */
+    static bool known;
+    unsigned long long need = smtpd_conf.queue_minfree;
     unsigned long long by_limit = smtpd_conf.size_limit + smtpd_conf.size_limit / 2;
+    struct statvfs fs;
 
     if (by_limit > need)
         need = by_limit;
-    if (fstatvfs(smtpd_conf.incoming_fd, &fs) < 0) {
-        msg_warn("statvfs of the queue: %m");
-        return true;    /* the write path still catches a full disk (452) */
+    /* free space moves slowly: one statvfs per QUEUE_SPACE_RECHECK_MS, not per MAIL */
+    if (!known || event_now() - checked_at >= QUEUE_SPACE_RECHECK_MS) {
+        if (fstatvfs(smtpd_conf.incoming_fd, &fs) < 0) {
+            msg_warn("statvfs of the queue: %m");
+            return true;    /* the write path still catches a full disk (452) */
+        }
+        avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+        checked_at = event_now();
+        known = true;
     }
-    avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
     if (s->decl_size > 0)
         need += (unsigned long long)s->decl_size;
     if (avail >= need)

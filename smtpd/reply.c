@@ -60,15 +60,21 @@ static const char *footer_var(void *ctx, const char *name, size_t len)
     return NULL;
 }
 
-/* reply_line - "CODE-ENH text\r\n" (more follow) or "CODE ENH text\r\n" */
+/* reply_begin - "CODE-ENH " (more lines follow) or "CODE ENH " (enh may be NULL) */
+static void reply_begin(struct session *s, int code, const char *enh, bool more)
+{
+    (void)buf_printf(&s->out, "%03d%c", code, more ? '-' : ' ');
+    if (enh != NULL)
+        (void)buf_printf(&s->out, "%s ", enh);
+}
+
+/* reply_line - one line of a reply with its text */
 static void reply_line(struct session *s, int code, const char *enh, bool more,
                        const char *text, size_t len)
 {
     size_t start = s->out.len;
 
-    (void)buf_printf(&s->out, "%03d%c", code, more ? '-' : ' ');
-    if (enh != NULL)
-        (void)buf_printf(&s->out, "%s ", enh);
+    reply_begin(s, code, enh, more);
     (void)buf_append(&s->out, text, len);
     reply_sanitize(&s->out, start);
     (void)buf_append(&s->out, "\r\n", 2);
@@ -91,10 +97,7 @@ void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
         /* the common case: one line, formatted in place */
         size_t start = s->out.len;
 
-        if (enh != NULL)
-            (void)buf_printf(&s->out, "%03d %s ", code, enh);
-        else
-            (void)buf_printf(&s->out, "%03d ", code);
+        reply_begin(s, code, enh, false);
         va_start(ap, fmt);
         (void)buf_vprintf(&s->out, fmt, ap);
         va_end(ap);

@@ -20,7 +20,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -81,13 +80,7 @@ class PolicyPeer:
 
     def stop(self):
         """stop - end the peer (by its PID)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        helpers.stop_tree(self.proc, {}, 5)
         self.log.close()
 
 
@@ -440,13 +433,7 @@ def postgrey(tmp_path):
         assert helpers.wait_until(listening, 20), (tmp_path / "postgrey.log").read_text()
         yield port
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        helpers.stop_tree(proc, {}, 10)
         logf.close()
         shutil.rmtree(dbdir, ignore_errors=True)
 
