@@ -318,11 +318,12 @@ def test_hash_aliases_built_by_posta_alias(inst, users):
     inst.wait_queue_empty()
 
 
-def test_require_home_directory(posta, users):
+def test_require_home_directory(inst, users):
     """require_home_directory = yes: a missing home defers; delivered once it is back."""
     bob = users.bob
+    posta = inst
     posta.set_param("require_home_directory", "yes")
-    posta.reload()
+    posta.start()
     away = bob.home.with_name(bob.home.name + ".away")
     subject = helpers.token("home")
     os.rename(bob.home, away)
